@@ -1,0 +1,99 @@
+/* Stack slicing; see slicing.h. */
+#include "slicing.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Grow (or shrink a much too large) copy buffer to hold `size` bytes. Sizes are rounded up
+   so that a context whose depth wobbles a little does not reallocate on every switch. */
+static int
+resize(SlStack *s, size_t size)
+{
+    size_t want = (size + 255) & ~(size_t)255;
+    char *p = realloc(s->copy, want);
+    if (p == NULL) {
+        return -1;
+    }
+    s->copy = p;
+    s->capacity = want;
+    return 0;
+}
+
+int
+sl_stack_reserve(SlStack *s, size_t size)
+{
+    if (size <= s->capacity) {
+        return 0;
+    }
+    return resize(s, size);
+}
+
+/* The copies read and write other contexts' frames, redzones included, which
+   AddressSanitizer would report as stack overflows: under ASan they are a plain loop in an
+   uninstrumented function instead of the (intercepted) memcpy. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SL_ASAN 1
+#endif
+#endif
+
+#ifdef SL_ASAN
+__attribute__((no_sanitize_address, noinline)) static void
+copy_bytes(char *dst, const char *src, size_t n)
+{
+    volatile char *d = dst;
+    while (n--) {
+        *d++ = *src++;
+    }
+}
+#else
+static inline void
+copy_bytes(char *dst, const char *src, size_t n)
+{
+    memcpy(dst, src, n);
+}
+#endif
+
+int
+sl_stack_save(SlStack *s, char *sp, char *base)
+{
+    size_t size = sp < base ? (size_t)(base - sp) : 0;
+    if (size > s->capacity || (s->capacity > 4096 && size < s->capacity / 4)) {
+        if (resize(s, size) < 0 && size > s->capacity) {
+            return -1;
+        }
+    }
+    s->sp = sp;
+    s->size = size;
+    copy_bytes(s->copy, sp, size);
+    return 0;
+}
+
+void
+sl_stack_restore(const SlStack *s)
+{
+    copy_bytes(s->sp, s->copy, s->size);
+}
+
+void
+sl_stack_release(SlStack *s)
+{
+    free(s->copy);
+    s->copy = NULL;
+    s->sp = NULL;
+    s->size = 0;
+    s->capacity = 0;
+}
+
+int
+sl_stack_read(const SlStack *s, void *dst, const void *addr, size_t n)
+{
+    const char *a = addr;
+    if (s->sp == NULL || a < s->sp || a + n > s->sp + s->size) {
+        return -1;
+    }
+    memcpy(dst, s->copy + (a - s->sp), n);
+    return 0;
+}

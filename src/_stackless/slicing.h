@@ -1,0 +1,44 @@
+/* Stack slicing: keeping a suspended context's part of the C stack on the heap.
+ *
+ * Owns: the heap copy of the stack bytes [sp, base) of one suspended context, and moving
+ * those bytes between the heap and the thread's stack. It does not decide when to switch,
+ * which context runs, or where a thread's base is (the scheduler does); it never touches
+ * Python objects.
+ *
+ * Every tasklet of a thread runs in the same address range just below the thread's stack
+ * base, so at any moment only the running context's bytes are live on the real stack; every
+ * suspended context keeps an exact copy of its used part on the heap and gets it back at
+ * the same addresses before it resumes. A blocked tasklet costs exactly the bytes its C
+ * frames use (about 1 KiB), with no mapping of its own.
+ */
+#ifndef SL_SLICING_H
+#define SL_SLICING_H
+
+#include <stddef.h>
+
+typedef struct SlStack {
+    char *sp;        /* stack pointer of the suspended context; NULL if it has none */
+    char *copy;      /* heap copy of [sp, sp + size) */
+    size_t size;     /* bytes held in copy */
+    size_t capacity; /* bytes allocated for copy */
+} SlStack;
+
+/* Make sure the copy can hold `size` bytes without allocating inside the switch.
+   Returns 0, or -1 if out of memory (nothing changed). */
+int sl_stack_reserve(SlStack *s, size_t size);
+
+/* Record sp and copy [sp, base) to the heap. Runs inside the switch: may only use malloc.
+   Returns 0, or -1 if the copy could not be allocated. */
+int sl_stack_save(SlStack *s, char *sp, char *base);
+
+/* Copy the saved bytes back to [sp, sp + size). The caller's frame must lie below sp. */
+void sl_stack_restore(const SlStack *s);
+
+/* Forget the saved bytes and the stack pointer; keeps nothing allocated. */
+void sl_stack_release(SlStack *s);
+
+/* Read n bytes at address addr of the suspended context, from the heap copy where the
+   address lies in the saved range. Returns 0, or -1 if addr is outside that range. */
+int sl_stack_read(const SlStack *s, void *dst, const void *addr, size_t n);
+
+#endif /* SL_SLICING_H */
