@@ -1,0 +1,725 @@
+/* What of the interpreter's thread state travels with a tasklet; see pystate.h.
+ *
+ * The only file that reads private CPython structures and tests PY_VERSION_HEX. Each
+ * difference between 3.11, 3.12 and 3.13 is resolved in the accessors at the top; the
+ * functions below them are written once.
+ */
+#include <Python.h>
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+
+#include "pystate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x030E0000
+#error "stackless: CPython 3.14+ is not supported by this build yet"
+#elif PY_VERSION_HEX >= 0x030D0000
+#define SL_PY313 1
+#elif PY_VERSION_HEX >= 0x030C0000
+#define SL_PY312 1
+#elif PY_VERSION_HEX >= 0x030B0000
+#define SL_PY311 1
+#else
+#error "stackless: CPython 3.11 or newer is required"
+#endif
+
+typedef _PyInterpreterFrame Frame;
+
+/* ---- version accessors ------------------------------------------------------------ */
+
+static inline PyCodeObject *
+frame_code(Frame *f)
+{
+#if defined(SL_PY313)
+    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable : NULL;
+#else
+    return f->f_code;
+#endif
+}
+
+/* Strong references every live interpreter frame holds besides its locals and stack. */
+static inline PyObject **
+frame_func_slot(Frame *f)
+{
+#if defined(SL_PY311)
+    return (PyObject **)&f->f_func;
+#else
+    return &f->f_funcobj;
+#endif
+}
+
+static inline PyObject **
+frame_code_slot(Frame *f)
+{
+#if defined(SL_PY313)
+    return &f->f_executable;
+#else
+    return (PyObject **)&f->f_code;
+#endif
+}
+
+/* A frame that lives inside an eval-loop activation on the C stack (3.12+), or, on 3.11,
+   the first frame of such an activation (which lives in the data stack). */
+static inline int
+frame_is_c_boundary(Frame *f)
+{
+#if defined(SL_PY311)
+    return f->is_entry;
+#else
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#endif
+}
+
+static inline Frame *
+ts_frame(PyThreadState *ts)
+{
+#if defined(SL_PY313)
+    return ts->current_frame;
+#else
+    return ts->cframe->current_frame;
+#endif
+}
+
+static inline void
+ts_set_frame(PyThreadState *ts, Frame *f)
+{
+#if defined(SL_PY313)
+    ts->current_frame = f;
+#else
+    ts->cframe->current_frame = f;
+#endif
+}
+
+static inline int
+ts_py_depth(PyThreadState *ts)
+{
+#if defined(SL_PY311)
+    return ts->recursion_limit - ts->recursion_remaining;
+#else
+    return ts->py_recursion_limit - ts->py_recursion_remaining;
+#endif
+}
+
+static inline void
+ts_set_depths(PyThreadState *ts, int py_depth, int c_depth)
+{
+#if defined(SL_PY311)
+    (void)c_depth; /* one counter for both */
+    ts->recursion_remaining = ts->recursion_limit - py_depth;
+#elif defined(SL_PY312)
+    ts->py_recursion_remaining = ts->py_recursion_limit - py_depth;
+    ts->c_recursion_remaining = C_RECURSION_LIMIT - c_depth;
+#else
+    ts->py_recursion_remaining = ts->py_recursion_limit - py_depth;
+    ts->c_recursion_remaining = Py_C_RECURSION_LIMIT - c_depth;
+#endif
+}
+
+static inline int
+ts_c_depth(PyThreadState *ts)
+{
+#if defined(SL_PY311)
+    (void)ts;
+    return 0;
+#elif defined(SL_PY312)
+    return C_RECURSION_LIMIT - ts->c_recursion_remaining;
+#else
+    return Py_C_RECURSION_LIMIT - ts->c_recursion_remaining;
+#endif
+}
+
+static inline int *
+ts_trash_nesting(PyThreadState *ts)
+{
+#if defined(SL_PY311)
+    return &ts->trash_delete_nesting;
+#elif defined(SL_PY312)
+    return &ts->trash.delete_nesting;
+#else
+    (void)ts; /* 3.13 counts trashcan nesting in c_recursion_remaining */
+    return NULL;
+#endif
+}
+
+/* 3.11 keeps "is anyone tracing" in a byte of each eval activation's _PyCFrame; the
+   incoming tasklet's cframe must learn the thread's current setting. */
+static inline void
+ts_refresh_tracing(PyThreadState *ts)
+{
+#if defined(SL_PY311)
+    int on = ts->tracing == 0 && (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL);
+    ts->cframe->use_tracing = on ? 255 : 0;
+#else
+    (void)ts;
+#endif
+}
+
+/* ---- exposing frames (3.12+) -------------------------------------------------------- */
+
+/* On 3.12+ every eval-loop activation keeps an "entry frame" in its C stack frame, and the
+   first Python frame of the activation links to it. While a tasklet is suspended its C
+   stack is on the heap and those addresses hold another tasklet's bytes, so f_back, or
+   anything else walking `previous`, would read garbage. At switch-out each such link is
+   redirected past the C-stack frames (the same thing PyFrame_GetBack() does when it skips
+   them) and put back before the tasklet runs again. The walk also counts the C
+   boundaries, which is the tasklet's nesting level. On 3.11 the entry marker is a flag
+   on a heap frame, so nothing needs redirecting. */
+#if !defined(SL_PY311)
+static int
+remember_link(SlPyState *st, Frame *f, Frame *previous)
+{
+    if (st->nexposed == st->exposed_capacity) {
+        int cap = st->exposed_capacity ? st->exposed_capacity * 2 : 4;
+        SlFrameLink *links = malloc(sizeof(SlFrameLink) * (size_t)cap);
+        if (links == NULL) {
+            return -1;
+        }
+        if (st->nexposed) {
+            memcpy(links, st->exposed, sizeof(SlFrameLink) * (size_t)st->nexposed);
+        }
+        if (st->exposed != &st->exposed_one) {
+            free(st->exposed);
+        }
+        st->exposed = links;
+        st->exposed_capacity = cap;
+    }
+    st->exposed[st->nexposed].frame = f;
+    st->exposed[st->nexposed].previous = previous;
+    st->nexposed++;
+    return 0;
+}
+
+static void
+expose_frames(SlPyState *st)
+{
+    st->nexposed = 0;
+    st->frames_unsafe = 0;
+    if (st->exposed == NULL) {
+        st->exposed = &st->exposed_one;
+        st->exposed_capacity = 1;
+    }
+    for (Frame *f = st->frame; f != NULL;) {
+        Frame *prev = f->previous;
+        if (prev != NULL && prev->owner == FRAME_OWNED_BY_CSTACK) {
+            Frame *beyond = prev;
+            while (beyond != NULL && beyond->owner == FRAME_OWNED_BY_CSTACK) {
+                beyond = beyond->previous;
+            }
+            if (remember_link(st, f, prev) < 0) {
+                st->frames_unsafe = 1;
+                return;
+            }
+            f->previous = beyond;
+            prev = beyond;
+        }
+        f = prev;
+    }
+}
+
+static void
+unexpose_frames(SlPyState *st)
+{
+    for (int i = st->nexposed - 1; i >= 0; i--) {
+        ((Frame *)st->exposed[i].frame)->previous = st->exposed[i].previous;
+    }
+    st->nexposed = 0;
+}
+#endif
+
+/* The first frame of a suspended chain that a frame object can be made for. */
+static Frame *
+first_complete(SlPyState *st)
+{
+    if (st->frames_unsafe) {
+        return NULL;
+    }
+    Frame *f = st->frame;
+    while (f != NULL && (frame_code(f) == NULL
+#if !defined(SL_PY311)
+                         || f->owner == FRAME_OWNED_BY_CSTACK
+#endif
+                         || _PyFrame_IsIncomplete(f))) {
+        f = f->previous;
+    }
+    return f;
+}
+
+/* ---- switching ---------------------------------------------------------------------- */
+
+void *
+sl_pystate_current_frame(PyThreadState *ts)
+{
+    return ts_frame(ts);
+}
+
+void
+sl_pystate_save(PyThreadState *ts, SlPyState *st)
+{
+    st->frame = ts_frame(ts);
+#if !defined(SL_PY313)
+    st->cframe = ts->cframe;
+#endif
+    st->chunk = ts->datastack_chunk;
+    st->chunk_top = ts->datastack_top;
+    st->chunk_limit = ts->datastack_limit;
+    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
+    st->exc_value = ts->exc_state.exc_value;
+    st->exc_previous = ts->exc_state.previous_item;
+    ts->exc_state.exc_value = NULL;
+    ts->exc_state.previous_item = NULL;
+    st->context = ts->context;
+    ts->context = NULL;
+    st->py_depth = ts_py_depth(ts);
+    st->c_depth = ts_c_depth(ts);
+    int *trash = ts_trash_nesting(ts);
+    st->trash_nesting = trash ? *trash : 0;
+    st->tracing = ts->tracing;
+#if !defined(SL_PY311)
+    expose_frames(st);
+#endif
+}
+
+void
+sl_pystate_restore(PyThreadState *ts, SlPyState *st)
+{
+#if !defined(SL_PY311)
+    unexpose_frames(st);
+#endif
+#if defined(SL_PY313)
+    ts->current_frame = st->frame;
+#else
+    ts->cframe = st->cframe;
+#endif
+    ts->datastack_chunk = st->chunk;
+    ts->datastack_top = st->chunk_top;
+    ts->datastack_limit = st->chunk_limit;
+    ts->exc_info = st->exc_info ? st->exc_info : &ts->exc_state;
+    ts->exc_state.exc_value = st->exc_value;
+    ts->exc_state.previous_item = st->exc_previous;
+    st->exc_value = NULL;
+    ts->context = st->context;
+    ts->context_ver++;
+    st->context = NULL;
+    ts_set_depths(ts, st->py_depth, st->c_depth);
+    int *trash = ts_trash_nesting(ts);
+    if (trash) {
+        *trash = st->trash_nesting;
+    }
+    ts->tracing = st->tracing;
+    ts_refresh_tracing(ts);
+    st->stack_top = NULL;
+}
+
+/* ---- the life of a tasklet ---------------------------------------------------------- */
+
+/* Slack for the calls a fresh tasklet makes below its first frame, in words. A frame is
+   about ten words plus its locals and stack; three small calls fit without overflowing
+   into a 16 KiB chunk of CPython's own. */
+#define SL_CHUNK_SLACK_WORDS 48
+
+static int
+callable_frame_words(PyObject *callable)
+{
+    if (PyMethod_Check(callable)) {
+        callable = PyMethod_GET_FUNCTION(callable);
+    }
+    if (PyFunction_Check(callable)) {
+        PyCodeObject *code = (PyCodeObject *)PyFunction_GET_CODE(callable);
+        return (int)FRAME_SPECIALS_SIZE + code->co_nlocalsplus + code->co_stacksize;
+    }
+    return 0;
+}
+
+int
+sl_pystate_prepare(SlPyState *st, PyObject *callable)
+{
+    if (st->root_chunk != NULL) {
+        return 0;
+    }
+    /* header words + the skipped data[0] + the frame + slack, rounded to a cache line */
+    size_t words = 4 + (size_t)callable_frame_words(callable) + SL_CHUNK_SLACK_WORDS;
+    size_t size = (words * sizeof(PyObject *) + 63) & ~(size_t)63;
+    _PyStackChunk *chunk = PyMem_RawMalloc(size);
+    if (chunk == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    chunk->previous = NULL;
+    chunk->size = size;
+    chunk->top = 0;
+    st->root_chunk = chunk;
+    return 0;
+}
+
+void
+sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void *arg)
+{
+#if defined(SL_PY313)
+    ts->current_frame = NULL;
+#else
+    /* The tasklet's eval loops chain their _PyCFrames to this one, which lives in this
+       function's frame on the tasklet's own stack for as long as the tasklet runs. */
+    _PyCFrame cframe;
+    memset(&cframe, 0, sizeof(cframe));
+    cframe.current_frame = NULL;
+    cframe.previous = &ts->root_cframe;
+    ts->cframe = &cframe;
+#endif
+    _PyStackChunk *chunk = st->root_chunk;
+    if (chunk != NULL) {
+        /* A root chunk's first frame starts at data[1], so CPython never pops (frees) it. */
+        ts->datastack_chunk = chunk;
+        ts->datastack_top = &chunk->data[1];
+        ts->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
+    }
+    else {
+        ts->datastack_chunk = NULL;
+        ts->datastack_top = NULL;
+        ts->datastack_limit = NULL;
+    }
+    ts->exc_info = &ts->exc_state;
+    ts->exc_state.exc_value = NULL;
+    ts->exc_state.previous_item = NULL;
+    ts->context = st->context;
+    st->context = NULL;
+    ts->context_ver++;
+    ts_set_depths(ts, 0, 0);
+    int *trash = ts_trash_nesting(ts);
+    if (trash) {
+        *trash = 0;
+    }
+    ts->tracing = 0;
+    ts_refresh_tracing(ts);
+    body(arg);
+    Py_UNREACHABLE();
+}
+
+static void
+free_chunks(SlPyState *st)
+{
+    _PyStackChunk *chunk = st->chunk;
+    PyObjectArenaAllocator arena;
+    PyObject_GetArenaAllocator(&arena);
+    while (chunk != NULL) {
+        _PyStackChunk *previous = chunk->previous;
+        if (chunk != st->root_chunk) {
+            arena.free(arena.ctx, chunk, chunk->size);
+        }
+        chunk = previous;
+    }
+    PyMem_RawFree(st->root_chunk);
+    st->root_chunk = NULL;
+    st->chunk = NULL;
+    st->chunk_top = NULL;
+    st->chunk_limit = NULL;
+}
+
+void
+sl_pystate_release(SlPyState *st)
+{
+    free_chunks(st);
+    st->frame = NULL;
+    st->cframe = NULL;
+    st->exc_info = NULL;
+    st->exc_previous = NULL;
+    st->stack_top = NULL;
+    st->nexposed = 0;
+    st->frames_unsafe = 0;
+    if (st->exposed != &st->exposed_one) {
+        free(st->exposed);
+    }
+    st->exposed = NULL;
+    st->exposed_capacity = 0;
+    st->py_depth = st->c_depth = 0;
+    Py_CLEAR(st->exc_value);
+    Py_CLEAR(st->context);
+}
+
+/* ---- frames of a suspended tasklet ------------------------------------------------- */
+
+/* How many localsplus slots of frame f hold owned references: locals, cells and the
+   value stack as far as its depth is known. A frame that called a Python function inline
+   stored its stack pointer; the innermost frame's is known when the tasklet blocked in a
+   call whose arguments lie on that frame's stack; otherwise only the locals are known. */
+static int
+frame_live_slots(SlPyState *st, Frame *f)
+{
+    PyCodeObject *code = frame_code(f);
+    if (code == NULL) {
+        return 0;
+    }
+    if (f->stacktop >= 0) {
+        return f->stacktop;
+    }
+    int nlocals = code->co_nlocalsplus;
+    if (f == st->frame && st->stack_top != NULL) {
+        PyObject **base = f->localsplus + nlocals;
+        if (st->stack_top >= base && st->stack_top <= base + code->co_stacksize) {
+            return (int)(st->stack_top - f->localsplus);
+        }
+    }
+    return nlocals;
+}
+
+int
+sl_pystate_traverse(SlPyState *st, visitproc visit, void *arg)
+{
+    Py_VISIT(st->exc_value);
+    Py_VISIT(st->context);
+    if (st->frames_unsafe) {
+        return 0;
+    }
+    for (Frame *f = st->frame; f != NULL; f = f->previous) {
+        if (f->owner == FRAME_OWNED_BY_THREAD) {
+            Py_VISIT(*frame_code_slot(f));
+            Py_VISIT(*frame_func_slot(f));
+            Py_VISIT(f->f_locals);
+            Py_VISIT(f->frame_obj);
+            int n = frame_live_slots(st, f);
+            for (int i = 0; i < n; i++) {
+                Py_VISIT(f->localsplus[i]);
+            }
+        }
+        else if (f->owner == FRAME_OWNED_BY_GENERATOR && f->stacktop < 0) {
+            /* The generator visits its frame's specials, and its locals only while it has
+               a stored stack pointer; while it runs, the tasklet owns them. */
+            int n = frame_live_slots(st, f);
+            for (int i = 0; i < n; i++) {
+                Py_VISIT(f->localsplus[i]);
+            }
+        }
+    }
+    return 0;
+}
+
+/* References dropped by sl_pystate_discard() are collected first and released after the
+   frames are gone, because a release may run arbitrary code. */
+typedef struct {
+    PyObject **items;
+    size_t n, cap;
+} Garbage;
+
+static void
+garbage_add(Garbage *g, PyObject *o)
+{
+    if (o == NULL) {
+        return;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 32;
+        PyObject **items = realloc(g->items, cap * sizeof(PyObject *));
+        if (items == NULL) {
+            return; /* out of memory: leak o rather than fail */
+        }
+        g->items = items;
+        g->cap = cap;
+    }
+    g->items[g->n++] = o;
+}
+
+/* Give a frame object that outlives its frame a copy of the frame, as CPython does when a
+   frame that still has a frame object returns. The copy takes over the references of the
+   first n slots. */
+static void
+hand_frame_to_object(Frame *f, int n)
+{
+    PyFrameObject *fo = f->frame_obj;
+    Frame *copy = (Frame *)fo->_f_frame_data;
+    memcpy(copy, f, (size_t)((char *)&f->localsplus[n] - (char *)f));
+    copy->frame_obj = NULL;
+    copy->previous = NULL;
+    copy->stacktop = n;
+    copy->owner = FRAME_OWNED_BY_FRAME_OBJECT;
+    fo->f_frame = copy;
+    if (!PyObject_GC_IsTracked((PyObject *)fo)) {
+        PyObject_GC_Track((PyObject *)fo);
+    }
+}
+
+static void
+discard_frame(SlPyState *st, Frame *f, Garbage *g)
+{
+    int n = frame_live_slots(st, f);
+    if (f->owner == FRAME_OWNED_BY_GENERATOR) {
+        PyGenObject *gen = _PyFrame_GetGenerator(f);
+        gen->gi_frame_state = FRAME_CLEARED;
+        gen->gi_exc_state.previous_item = NULL;
+    }
+    PyFrameObject *fo = f->frame_obj;
+    f->frame_obj = NULL;
+    if (fo != NULL && Py_REFCNT(fo) > 1) {
+        f->frame_obj = fo;
+        hand_frame_to_object(f, n);
+        f->frame_obj = NULL;
+        garbage_add(g, (PyObject *)fo);
+        return;
+    }
+    garbage_add(g, (PyObject *)fo);
+    for (int i = 0; i < n; i++) {
+        garbage_add(g, f->localsplus[i]);
+        f->localsplus[i] = NULL;
+    }
+    garbage_add(g, f->f_locals);
+    f->f_locals = NULL;
+    garbage_add(g, *frame_func_slot(f));
+    *frame_func_slot(f) = NULL;
+    garbage_add(g, *frame_code_slot(f));
+    *frame_code_slot(f) = NULL;
+}
+
+void
+sl_pystate_discard(SlPyState *st)
+{
+    Garbage g = {NULL, 0, 0};
+    if (!st->frames_unsafe) {
+        Frame *f = st->frame;
+        while (f != NULL) {
+            Frame *previous = f->previous;
+            if (f->owner == FRAME_OWNED_BY_THREAD || f->owner == FRAME_OWNED_BY_GENERATOR) {
+                discard_frame(st, f, &g);
+            }
+            f->previous = NULL;
+            f = previous;
+        }
+    }
+    st->nexposed = 0;
+    st->frame = NULL;
+    sl_pystate_release(st);
+    for (size_t i = 0; i < g.n; i++) {
+        Py_DECREF(g.items[i]);
+    }
+    free(g.items);
+}
+
+/* ---- introspection ------------------------------------------------------------------ */
+
+PyObject *
+sl_pystate_frame(PyThreadState *ts, SlPyState *st)
+{
+    if (st == NULL) {
+        return (PyObject *)PyThreadState_GetFrame(ts);
+    }
+    Frame *f = first_complete(st);
+    if (f == NULL) {
+        return NULL;
+    }
+    if (f->frame_obj != NULL) {
+        return Py_NewRef(f->frame_obj);
+    }
+    /* Frame objects are made by CPython's private _PyFrame_MakeAndSetFrameObject(); reach
+       it through PyThreadState_GetFrame() with the suspended frame briefly in place of the
+       running one. No collection may run meanwhile: a finalizer would see that chain. */
+    int gc_was_enabled = PyGC_Disable();
+    Frame *running = ts_frame(ts);
+    ts_set_frame(ts, f);
+    PyObject *fo = (PyObject *)PyThreadState_GetFrame(ts);
+    ts_set_frame(ts, running);
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    return fo;
+}
+
+int
+sl_pystate_nesting_level(PyThreadState *ts, SlPyState *st)
+{
+    int boundaries = 0;
+#if !defined(SL_PY311)
+    if (st != NULL) {
+        return st->nexposed > 0 ? st->nexposed - 1 : 0;
+    }
+#endif
+    if (st != NULL && st->frames_unsafe) {
+        return 0;
+    }
+    for (Frame *f = st ? st->frame : ts_frame(ts); f != NULL; f = f->previous) {
+        boundaries += frame_is_c_boundary(f) ? 1 : 0;
+    }
+    return boundaries > 0 ? boundaries - 1 : 0;
+}
+
+int
+sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st)
+{
+    return st ? st->py_depth : ts_py_depth(ts);
+}
+
+/* ---- version-dependent public API --------------------------------------------------- */
+
+void
+sl_pystate_write_unraisable(const char *where, PyObject *obj)
+{
+#if defined(SL_PY313)
+    PyErr_FormatUnraisable("Exception ignored %s: %R", where, obj);
+#else
+    _PyErr_WriteUnraisableMsg(where, obj);
+#endif
+}
+
+int
+sl_pystate_finalizing(void)
+{
+#if defined(SL_PY313)
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+PyObject *
+sl_pystate_fetch_error(void)
+{
+#if defined(SL_PY311)
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#else
+    return PyErr_GetRaisedException();
+#endif
+}
+
+void
+sl_pystate_restore_error(PyObject *exc)
+{
+#if defined(SL_PY311)
+    if (exc == NULL) {
+        return;
+    }
+    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#else
+    PyErr_SetRaisedException(exc);
+#endif
+}
+
+PyObject *
+sl_pystate_thread_ids(void)
+{
+    PyObject *ids = PyList_New(0);
+    if (ids == NULL) {
+        return NULL;
+    }
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(PyThreadState_Get());
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts != NULL;
+         ts = PyThreadState_Next(ts)) {
+        PyObject *id = PyLong_FromUnsignedLong(ts->thread_id);
+        if (id == NULL || PyList_Insert(ids, 0, id) < 0) {
+            Py_XDECREF(id);
+            Py_DECREF(ids);
+            return NULL;
+        }
+        Py_DECREF(id);
+    }
+    return ids;
+}

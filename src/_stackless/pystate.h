@@ -1,0 +1,115 @@
+/* What of the interpreter's thread state travels with a tasklet.
+ *
+ * Owns: every access to private CPython structures (PyThreadState fields, interpreter
+ * frames, data-stack chunks, generator frame state). This is the only file pair that may
+ * test PY_VERSION_HEX; everything else sees the small API below. It must not schedule,
+ * switch stacks or know what a tasklet or channel is.
+ *
+ * State that follows a tasklet: the innermost interpreter frame (and on 3.11/3.12 the
+ * _PyCFrame it hangs from), the frame data stack (chunk, top, limit), the Python and C
+ * recursion depths, the handled-exception stack, the contextvars context, the trashcan
+ * nesting and the tracing counter. Per OS thread and left alone: trace/profile functions,
+ * the raised exception, thread ids, async exceptions, the trashcan's delete_later list.
+ */
+#ifndef SL_PYSTATE_H
+#define SL_PYSTATE_H
+
+#include <Python.h>
+
+/* A frame whose `previous` link was redirected past C-stack frames while its tasklet is
+   suspended (3.12+), and the original link to put back before it runs again. */
+typedef struct SlFrameLink {
+    void *frame;
+    void *previous;
+} SlFrameLink;
+
+typedef struct SlPyState {
+    void *frame;             /* innermost interpreter frame (_PyInterpreterFrame *) */
+    void *cframe;            /* 3.11/3.12: tstate->cframe, which lives on the C stack */
+    void *chunk;             /* frame data stack: current chunk, top and limit */
+    PyObject **chunk_top;
+    PyObject **chunk_limit;
+    void *root_chunk;        /* the tasklet's own first chunk (not the main tasklet's) */
+    void *exc_info;          /* tstate->exc_info, NULL when it is &tstate->exc_state */
+    void *exc_previous;      /* tstate->exc_state.previous_item */
+    PyObject *exc_value;     /* owned: tstate->exc_state.exc_value */
+    PyObject *context;       /* owned: tstate->context */
+    PyObject **stack_top;    /* top of the innermost frame's value stack, if known */
+    int py_depth;            /* Python recursion depth */
+    int c_depth;             /* C recursion depth (3.12+) */
+    int trash_nesting;
+    int tracing;
+    int nexposed;            /* entries used in `exposed` */
+    int exposed_capacity;
+    int frames_unsafe;       /* exposing failed: never walk this tasklet's frames */
+    SlFrameLink *exposed;    /* exposed_one, or a heap array when more are needed */
+    SlFrameLink exposed_one;
+} SlPyState;
+
+/* --- switching (no allocation through the Python allocators, no Python code) --- */
+
+/* Move the running context's state from the thread state into st (references are stolen)
+   and make its frames safe to inspect while it is suspended. */
+void sl_pystate_save(PyThreadState *ts, SlPyState *st);
+
+/* Put st back into the thread state. Call on the restored C stack, before Python runs. */
+void sl_pystate_restore(PyThreadState *ts, SlPyState *st);
+
+/* The innermost frame of the running context, to tell which frame a call came from. */
+void *sl_pystate_current_frame(PyThreadState *ts);
+
+/* --- the life of a tasklet --- */
+
+/* Before a tasklet's first run: give it its own small data-stack chunk, sized for the
+   callable it will run, and the context it starts in (a copy of the caller's, if any).
+   Returns 0, or -1 with MemoryError set. */
+int sl_pystate_prepare(SlPyState *st, PyObject *callable);
+
+/* Install a fresh state for the tasklet whose stack we are now on, then call body(arg).
+   body must never return: a tasklet ends by switching away for good. */
+void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void *arg);
+
+/* Free what a finished tasklet's state still holds. It may run Python code (DECREF). */
+void sl_pystate_release(SlPyState *st);
+
+/* Drop the frames of a suspended tasklet without running any of its code (no finally,
+   no TaskletExit), then release. References held only by its C stack are leaked. */
+void sl_pystate_discard(SlPyState *st);
+
+/* --- looking at a suspended (or the running) tasklet --- */
+
+/* New reference to the innermost Python frame object, or NULL without error for none.
+   ts is the calling thread's state; st is a suspended tasklet's state, or NULL to ask for
+   the running context's frame. */
+PyObject *sl_pystate_frame(PyThreadState *ts, SlPyState *st);
+
+/* C-level re-entries of the interpreter between the tasklet's start and its innermost
+   frame; 0 means only Python frames (the tasklet could be pickled and restored).
+   st NULL: the running context. */
+int sl_pystate_nesting_level(PyThreadState *ts, SlPyState *st);
+
+/* Python call depth. st NULL: the running context. */
+int sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st);
+
+/* Visit the references a suspended tasklet's frames and state own. */
+int sl_pystate_traverse(SlPyState *st, visitproc visit, void *arg);
+
+/* --- the few public calls whose spelling differs between versions --- */
+
+/* Report the raised exception as unraisable, "Exception ignored <where>: <obj>"; clears it. */
+void sl_pystate_write_unraisable(const char *where, PyObject *obj);
+
+/* The raised exception as one normalised object with its traceback attached, cleared from
+   the thread (new reference), or NULL if none is raised. */
+PyObject *sl_pystate_fetch_error(void);
+
+/* Raise exc again as it was fetched (steals the reference). */
+void sl_pystate_restore_error(PyObject *exc);
+
+/* The idents of all threads of the calling interpreter, oldest first (new list). */
+PyObject *sl_pystate_thread_ids(void);
+
+/* Whether the interpreter is being finalised (no more switching into tasklets). */
+int sl_pystate_finalizing(void);
+
+#endif /* SL_PYSTATE_H */
