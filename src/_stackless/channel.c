@@ -1,0 +1,470 @@
+/* The channel object; see channel.h.
+ *
+ * One action (send is direction +1, receive -1) underlies every channel method: if a
+ * partner waits, values are exchanged by swapping the two tasklets' tempvals and the
+ * partner becomes runnable (who runs next depends on preference and schedule_all);
+ * otherwise the acting tasklet joins the wait queue and the scheduler switches away.
+ */
+#include "channel.h"
+
+#include "module.h"
+#include "scheduler.h"
+
+#include <structmember.h>
+
+/* ---- the wait queue (it owns a reference to each waiting tasklet) -------------------- */
+
+/* Append t, taking over the caller's reference. */
+static void
+enqueue(SlChannel *ch, SlTasklet *t, int dir)
+{
+    t->prev = ch->tail;
+    t->next = NULL;
+    if (ch->tail) {
+        ch->tail->next = t;
+    }
+    else {
+        ch->head = t;
+    }
+    ch->tail = t;
+    t->channel = ch;
+    t->blocked = (int8_t)dir;
+    ch->balance += dir;
+}
+
+/* Unlink t; the queue's reference passes to the caller. */
+static void
+unlink_waiter(SlChannel *ch, SlTasklet *t)
+{
+    if (t->prev) {
+        t->prev->next = t->next;
+    }
+    else {
+        ch->head = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    else {
+        ch->tail = t->prev;
+    }
+    ch->balance -= t->blocked;
+    t->next = t->prev = NULL;
+    t->channel = NULL;
+    t->blocked = 0;
+}
+
+void
+sl_channel_unblock(SlTasklet *t)
+{
+    unlink_waiter(t->channel, t);
+}
+
+/* Release every waiter without waking it: they become paused. */
+static void
+drop_waiters(SlChannel *ch)
+{
+    while (ch->head != NULL) {
+        SlTasklet *t = ch->head;
+        unlink_waiter(ch, t);
+        Py_DECREF(t);
+    }
+}
+
+/* ---- the action ----------------------------------------------------------------------- */
+
+static void
+call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int willblock)
+{
+    PyObject *sending = PyLong_FromLong(dir > 0);
+    PyObject *blocks = PyLong_FromLong(willblock);
+    if (sending != NULL && blocks != NULL) {
+        PyObject *args[4] = {(PyObject *)ch, (PyObject *)cur, sending, blocks};
+        PyObject *r = sl_call_callback(th, sl_module->channel_callback, args, 4);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(sending);
+    Py_XDECREF(blocks);
+    if (PyErr_Occurred()) {
+        sl_pystate_write_unraisable("in the channel callback", sl_module->channel_callback);
+    }
+}
+
+/* Send `value` (dir +1) or receive (dir -1, value NULL). args/nargs: the calling method's
+   arguments, which tell the scheduler where the calling frame's stack ends. */
+static PyObject *
+channel_action(SlChannel *ch, int dir, PyObject *value, PyObject *const *args, Py_ssize_t nargs)
+{
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        return NULL;
+    }
+    if (th->in_callback) {
+        PyErr_SetString(PyExc_RuntimeError, "Recursive channel call due to callbacks!");
+        return NULL;
+    }
+    SlTasklet *cur = th->current;
+    Py_XSETREF(cur->tempval, Py_XNewRef(value));
+    if (sl_module->channel_callback != NULL) {
+        int willblock = dir > 0 ? ch->balance >= 0 : ch->balance <= 0;
+        call_channel_callback(th, ch, cur, dir, willblock);
+    }
+    if (dir > 0 ? ch->balance < 0 : ch->balance > 0) {
+        SlTasklet *partner = ch->head;
+        if (partner->thread != th) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "channels between threads are not supported yet");
+            goto error;
+        }
+        int runs_partner = !ch->schedule_all && ch->preference == -dir;
+        if ((ch->schedule_all || runs_partner) && sl_check_switch(th) < 0) {
+            goto error;
+        }
+        unlink_waiter(ch, partner);
+        PyObject *tmp = cur->tempval;
+        cur->tempval = partner->tempval;
+        partner->tempval = tmp;
+        if (runs_partner) {
+            sl_rq_insert_after(th, cur, partner);
+            Py_DECREF(partner);
+            sl_switch_to(th, partner);
+        }
+        else {
+            sl_rq_append(th, partner);
+            Py_DECREF(partner);
+            if (ch->schedule_all) {
+                sl_switch_to(th, cur->next);
+            }
+        }
+        return sl_resume_value(cur);
+    }
+    if (cur->block_trap) {
+        PyErr_SetString(PyExc_RuntimeError, "this tasklet does not like to be blocked.");
+        goto error;
+    }
+    if (ch->closing) {
+        PyErr_SetString(PyExc_ValueError, "Send/receive operation on a closed channel");
+        goto error;
+    }
+    if (sl_block_would_deadlock(th)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Deadlock: the last runnable tasklet cannot be blocked.");
+        goto error;
+    }
+    if (sl_check_switch(th) < 0) {
+        goto error;
+    }
+    if (args != NULL) {
+        sl_note_call(th, args, nargs);
+    }
+    SlTasklet *next = sl_block_leave(th);
+    enqueue(ch, cur, dir);
+    sl_switch_to(th, next);
+    return sl_resume_value(cur);
+
+error:
+    Py_CLEAR(cur->tempval);
+    return NULL;
+}
+
+/* ---- methods ----------------------------------------------------------------------- */
+
+static PyObject *
+channel_send(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "send() takes exactly one argument (%zd given)", nargs);
+        return NULL;
+    }
+    return channel_action(ch, 1, args[0], args, nargs);
+}
+
+static PyObject *
+channel_receive(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 0) {
+        PyErr_Format(PyExc_TypeError, "receive() takes no arguments (%zd given)", nargs);
+        return NULL;
+    }
+    return channel_action(ch, -1, NULL, args, nargs);
+}
+
+/* Send a bomb; the result the receiver leaves behind is discarded. */
+static PyObject *
+send_bomb(SlChannel *ch, PyObject *bomb, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (bomb == NULL) {
+        return NULL;
+    }
+    PyObject *r = channel_action(ch, 1, bomb, args, nargs);
+    Py_DECREF(bomb);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+channel_send_exception(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "send_exception() takes at least 1 argument");
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "channel.send_exception needs Exception or string "
+                                         "subclass as first parameter");
+        return NULL;
+    }
+    PyObject *rest = PyTuple_New(nargs - 1);
+    if (rest == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
+    }
+    PyObject *bomb = sl_bomb_new(args[0], rest, NULL);
+    Py_DECREF(rest);
+    return send_bomb(ch, bomb, args, nargs);
+}
+
+static PyObject *
+channel_send_throw(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "send_throw() takes from 1 to 3 positional arguments "
+                                      "(%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *bomb = sl_bomb_from_raise_args(args[0], nargs > 1 ? args[1] : NULL,
+                                             nargs > 2 ? args[2] : NULL);
+    return send_bomb(ch, bomb, args, nargs);
+}
+
+static PyObject *
+channel_send_sequence(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "send_sequence() takes exactly one argument (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(args[0]);
+    if (it == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = 0;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *r = channel_action(ch, 1, item, args, nargs);
+        Py_DECREF(item);
+        if (r == NULL) {
+            break;
+        }
+        Py_DECREF(r);
+        count++;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
+static PyObject *
+channel_iternext(SlChannel *ch)
+{
+    if (ch->closing && ch->balance <= 0) {
+        PyErr_SetNone(PyExc_StopIteration);
+        return NULL;
+    }
+    return channel_action(ch, -1, NULL, NULL, 0);
+}
+
+static PyObject *
+channel_close(SlChannel *ch, PyObject *unused)
+{
+    ch->closing = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+channel_open(SlChannel *ch, PyObject *unused)
+{
+    ch->closing = 0;
+    Py_RETURN_NONE;
+}
+
+/* ---- attributes ------------------------------------------------------------------------ */
+
+static PyObject *
+get_balance(SlChannel *ch, void *c)
+{
+    return PyLong_FromSsize_t(ch->balance);
+}
+
+static PyObject *
+get_queue(SlChannel *ch, void *c)
+{
+    return Py_NewRef(ch->head ? (PyObject *)ch->head : Py_None);
+}
+
+static PyObject *
+get_closing(SlChannel *ch, void *c)
+{
+    return PyBool_FromLong(ch->closing);
+}
+
+static PyObject *
+get_closed(SlChannel *ch, void *c)
+{
+    return PyBool_FromLong(ch->closing && ch->balance == 0);
+}
+
+static PyObject *
+get_preference(SlChannel *ch, void *c)
+{
+    return PyLong_FromLong(ch->preference);
+}
+
+static int
+set_preference(SlChannel *ch, PyObject *v, void *c)
+{
+    if (v == NULL || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "preference must be set to an integer");
+        return -1;
+    }
+    int overflow;
+    long x = PyLong_AsLongAndOverflow(v, &overflow);
+    if (x == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    ch->preference = (int8_t)(overflow ? overflow : (x > 0) - (x < 0));
+    return 0;
+}
+
+static PyObject *
+get_schedule_all(SlChannel *ch, void *c)
+{
+    return PyLong_FromLong(ch->schedule_all);
+}
+
+static int
+set_schedule_all(SlChannel *ch, PyObject *v, void *c)
+{
+    if (v == NULL || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "preference must be set to a bool or integer");
+        return -1;
+    }
+    int on = PyObject_IsTrue(v);
+    if (on < 0) {
+        return -1;
+    }
+    ch->schedule_all = (uint8_t)on;
+    return 0;
+}
+
+static PyGetSetDef channel_getsets[] = {
+    {"balance", (getter)get_balance, NULL, "waiting senders minus waiting receivers"},
+    {"queue", (getter)get_queue, NULL, "the first waiting tasklet, or None"},
+    {"closing", (getter)get_closing, NULL, "close() was called"},
+    {"closed", (getter)get_closed, NULL, "closing and nobody waits"},
+    {"preference", (getter)get_preference, (setter)set_preference,
+     "-1: the receiver runs after a hand-over, 1: the sender, 0: whoever acted"},
+    {"schedule_all", (getter)get_schedule_all, (setter)set_schedule_all,
+     "1: every hand-over yields to the next runnable tasklet"},
+    {NULL},
+};
+
+static PyMethodDef channel_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))channel_send, METH_FASTCALL,
+     "send(value): hand value to a receiver, blocking until there is one"},
+    {"receive", (PyCFunction)(void (*)(void))channel_receive, METH_FASTCALL,
+     "receive() -> value, blocking until a sender comes"},
+    {"send_exception", (PyCFunction)(void (*)(void))channel_send_exception, METH_FASTCALL,
+     "send_exception(exc, *args): the receiver raises exc(*args)"},
+    {"send_throw", (PyCFunction)(void (*)(void))channel_send_throw, METH_FASTCALL,
+     "send_throw(exc, val=None, tb=None): the receiver raises, traceback included"},
+    {"send_sequence", (PyCFunction)(void (*)(void))channel_send_sequence, METH_FASTCALL,
+     "send_sequence(iterable) -> number of items sent"},
+    {"close", (PyCFunction)channel_close, METH_NOARGS, "refuse further blocking operations"},
+    {"open", (PyCFunction)channel_open, METH_NOARGS, "undo close()"},
+    {NULL},
+};
+
+/* ---- lifetime -------------------------------------------------------------------- */
+
+static PyObject *
+channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SlChannel *ch = (SlChannel *)type->tp_alloc(type, 0);
+    if (ch != NULL) {
+        ch->preference = -1;
+    }
+    return (PyObject *)ch;
+}
+
+static int
+channel_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    return 0; /* accepts and ignores anything, so subclasses may define __init__ freely */
+}
+
+static int
+channel_traverse(SlChannel *ch, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(ch));
+    for (SlTasklet *t = ch->head; t; t = t->next) {
+        Py_VISIT(t);
+    }
+    return 0;
+}
+
+static int
+channel_clear(SlChannel *ch)
+{
+    drop_waiters(ch);
+    return 0;
+}
+
+static void
+channel_dealloc(SlChannel *ch)
+{
+    PyTypeObject *tp = Py_TYPE(ch);
+    PyObject_GC_UnTrack(ch);
+    if (ch->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)ch);
+    }
+    drop_waiters(ch);
+    tp->tp_free(ch);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef channel_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(SlChannel, weakreflist), READONLY},
+    {NULL},
+};
+
+static PyType_Slot channel_slots[] = {
+    {Py_tp_doc, "channel()\n\nA rendezvous between tasklets: send() and receive() block until\n"
+                "the other side arrives."},
+    {Py_tp_new, channel_new},
+    {Py_tp_init, channel_init},
+    {Py_tp_dealloc, channel_dealloc},
+    {Py_tp_traverse, channel_traverse},
+    {Py_tp_clear, channel_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, channel_iternext},
+    {Py_tp_methods, channel_methods},
+    {Py_tp_getset, channel_getsets},
+    {Py_tp_members, channel_members},
+    {0, NULL},
+};
+
+PyType_Spec sl_channel_spec = {
+    .name = "_stackless.channel",
+    .basicsize = sizeof(SlChannel),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = channel_slots,
+};

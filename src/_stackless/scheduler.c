@@ -1,0 +1,649 @@
+/* The per-thread scheduler; see scheduler.h.
+ *
+ * Run queue: a circular doubly linked list through SlTasklet.next/prev whose head is the
+ * running tasklet, so "schedule" is head = head->next and appending means inserting just
+ * before the head. A tasklet that gives up the CPU never drops its own reference: the
+ * reference travels with the switch and the next tasklet to run releases it, so a tasklet
+ * that nobody references any more is finalised (killed) only once it is off the CPU.
+ */
+#include "scheduler.h"
+
+#include "channel.h"
+#include "module.h"
+#include "switch/switch.h"
+
+#include <pythread.h>
+#include <stdint.h>
+
+static _Thread_local SlThread *sl_tls;
+
+/* ---- thread state ----------------------------------------------------------------- */
+
+SlThread *
+sl_thread_peek(void)
+{
+    return sl_tls;
+}
+
+SlThread *
+sl_thread_get(void)
+{
+    SlThread *th = sl_tls;
+    if (th != NULL) {
+        return th;
+    }
+    th = PyMem_RawCalloc(1, sizeof(SlThread));
+    if (th == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    th->tstate = PyThreadState_Get();
+    th->thread_id = PyThread_get_thread_ident();
+    /* No collection while the main tasklet is made: a finalizer asking for this thread's
+       scheduler would find it half built. */
+    int gc_was_enabled = PyGC_Disable();
+    SlTasklet *main = sl_tasklet_new_main(th);
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    if (main == NULL) {
+        PyMem_RawFree(th);
+        return NULL;
+    }
+    th->main = main;
+    th->current = main;
+    sl_rq_append(th, main);
+    sl_tls = th;
+    if (sl_module != NULL && sl_module->schedule_callback != NULL) {
+        PyObject *args[2] = {Py_None, (PyObject *)main};
+        PyObject *r = sl_call_callback(th, sl_module->schedule_callback, args, 2);
+        if (r == NULL) {
+            sl_pystate_write_unraisable("in the schedule callback", sl_module->schedule_callback);
+        }
+        Py_XDECREF(r);
+    }
+    return th;
+}
+
+/* ---- run queue -------------------------------------------------------------------- */
+
+void
+sl_rq_append(SlThread *th, SlTasklet *t)
+{
+    Py_INCREF(t);
+    SlTasklet *h = th->head;
+    if (h == NULL) {
+        t->next = t->prev = t;
+        th->head = t;
+    }
+    else {
+        t->prev = h->prev;
+        t->next = h;
+        h->prev->next = t;
+        h->prev = t;
+    }
+    t->in_runqueue = 1;
+    th->runcount++;
+}
+
+void
+sl_rq_insert_after(SlThread *th, SlTasklet *pos, SlTasklet *t)
+{
+    Py_INCREF(t);
+    t->prev = pos;
+    t->next = pos->next;
+    pos->next->prev = t;
+    pos->next = t;
+    t->in_runqueue = 1;
+    th->runcount++;
+}
+
+void
+sl_rq_unlink(SlThread *th, SlTasklet *t)
+{
+    if (t->next == t) {
+        th->head = NULL;
+    }
+    else {
+        t->prev->next = t->next;
+        t->next->prev = t->prev;
+        if (th->head == t) {
+            th->head = t->next;
+        }
+    }
+    t->next = t->prev = NULL;
+    t->in_runqueue = 0;
+    th->runcount--;
+}
+
+static inline SlTasklet *
+innermost_watchdog(SlThread *th)
+{
+    return th->nwatchdogs ? th->watchdogs[th->nwatchdogs - 1] : th->main;
+}
+
+static inline int
+is_floating(SlTasklet *t)
+{
+    return sl_tasklet_alive(t) && !t->in_runqueue && t->channel == NULL;
+}
+
+int
+sl_check_switch(SlThread *th)
+{
+    if (th->in_callback) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot switch tasklets inside a schedule or channel callback");
+        return -1;
+    }
+    if (th->switch_trap) {
+        PyErr_SetString(PyExc_RuntimeError, "switch_trap");
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+sl_resume_value(SlTasklet *t)
+{
+    PyObject *v = t->tempval;
+    t->tempval = NULL;
+    if (v == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (sl_bomb_check(v)) {
+        sl_bomb_explode(v);
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
+PyObject *
+sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t n)
+{
+    Py_INCREF(callback);
+    th->in_callback++;
+    PyObject *r = PyObject_Vectorcall(callback, args, n, NULL);
+    th->in_callback--;
+    Py_DECREF(callback);
+    return r;
+}
+
+/* ---- the switch ------------------------------------------------------------------- */
+
+static void tasklet_main(void *arg);
+
+/* Runs on the outgoing stack: keep its bytes, then say where the target's stack is. */
+static void *
+on_save(void *ctx, void *sp)
+{
+    SlThread *th = ctx;
+    if (th->stack_base == NULL) {
+        /* The first switch of the thread goes from its main tasklet to a new one: from now
+           on every tasklet runs below the point where main was. */
+        th->stack_base = sp;
+    }
+    SlTasklet *from = th->switch_from;
+    if (th->switch_ends) {
+        from->stack.sp = NULL;
+    }
+    else if (sl_stack_save(&from->stack, sp, th->stack_base) < 0) {
+        Py_FatalError("stackless: out of memory while saving a tasklet's stack");
+    }
+    SlTasklet *to = th->switch_to;
+    return to->stack.sp != NULL ? to->stack.sp : th->stack_base;
+}
+
+/* Runs on the target's stack, just below its saved stack pointer (or the stack base). */
+static void *
+on_restore(void *ctx, void *sp)
+{
+    (void)sp;
+    SlThread *th = ctx;
+    SlTasklet *to = th->switch_to;
+    if (to->stack.sp == NULL) {
+        sl_pystate_run_new(th->tstate, &to->pystate, tasklet_main, th);
+    }
+    sl_stack_restore(&to->stack);
+    return NULL;
+}
+
+/* Called by whichever tasklet runs after a switch: finish what the previous one left. */
+static void
+after_switch(SlThread *th)
+{
+    SlTasklet *ended = th->ended;
+    PyObject *release = th->release;
+    th->ended = NULL;
+    th->release = NULL;
+    if (ended != NULL) {
+        sl_stack_release(&ended->stack);
+        sl_forget_started(ended);
+        ended->state = SL_NEW;
+        sl_pystate_release(&ended->pystate);
+        Py_DECREF(ended);
+    }
+    Py_XDECREF(release);
+}
+
+static void
+call_schedule_callback(SlThread *th, SlTasklet *prev, SlTasklet *next)
+{
+    PyObject *args[2] = {(PyObject *)prev, (PyObject *)next};
+    PyObject *r = sl_call_callback(th, sl_module->schedule_callback, args, 2);
+    if (r == NULL) {
+        sl_pystate_write_unraisable("in the schedule callback", sl_module->schedule_callback);
+    }
+    Py_XDECREF(r);
+}
+
+/* Transfer control from the current tasklet to `next`, which must be in the run queue.
+   The caller has put the current tasklet where it belongs (run queue, a channel queue,
+   floating, or nowhere because it ends); `release` is a reference the next tasklet to run
+   drops. Returns when the current tasklet is switched back to; never if it `ends`. */
+static void
+transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
+{
+    SlTasklet *prev = th->current;
+    th->head = next;
+    if (sl_module->schedule_callback != NULL) {
+        call_schedule_callback(th, prev, next);
+    }
+    PyThreadState *ts = th->tstate;
+    sl_pystate_save(ts, &prev->pystate);
+    prev->pystate.stack_top =
+        th->call_frame == prev->pystate.frame ? th->call_top : NULL;
+    th->call_frame = NULL;
+    th->switch_from = prev;
+    th->switch_to = next;
+    th->switch_ends = ends;
+    th->release = release;
+    th->ended = ends ? prev : NULL;
+    th->current = next;
+    if (!ends && th->stack_base != NULL) {
+        /* Reserve the copy now, where failing is still allowed, so that saving inside the
+           switch rarely has to allocate. */
+        char here;
+        size_t estimate = (size_t)(th->stack_base - &here) + 512;
+        if (&here < th->stack_base && sl_stack_reserve(&prev->stack, estimate) < 0) {
+            Py_FatalError("stackless: out of memory while switching tasklets");
+        }
+    }
+    sl_switch(th, on_save, on_restore);
+    /* We are `prev` again, resumed by some other tasklet's transfer(). */
+    sl_pystate_restore(ts, &prev->pystate);
+    after_switch(th);
+}
+
+int
+sl_switch_to(SlThread *th, SlTasklet *next)
+{
+    transfer(th, next, NULL, 0);
+    return 0;
+}
+
+/* ---- the life of a tasklet ------------------------------------------------------------ */
+
+static void
+remember_started(SlThread *th, SlTasklet *t)
+{
+    t->started_prev = th->started_last;
+    t->started_next = NULL;
+    if (th->started_last) {
+        th->started_last->started_next = t;
+    }
+    else {
+        th->started_first = t;
+    }
+    th->started_last = t;
+}
+
+void
+sl_forget_started(SlTasklet *t)
+{
+    SlThread *th = t->thread;
+    if (th == NULL || (t->started_prev == NULL && th->started_first != t)) {
+        return;
+    }
+    if (t->started_prev) {
+        t->started_prev->started_next = t->started_next;
+    }
+    else {
+        th->started_first = t->started_next;
+    }
+    if (t->started_next) {
+        t->started_next->started_prev = t->started_prev;
+    }
+    else {
+        th->started_last = t->started_prev;
+    }
+    t->started_next = t->started_prev = NULL;
+}
+
+/* The text for a watchdog that is woken blocked on a channel when nothing else can run. */
+static PyObject *
+no_partner_error(SlTasklet *w)
+{
+    const char *msg = w->blocked > 0
+                          ? "the main tasklet is sending without a receiver available."
+                          : "the main tasklet is receiving without a sender available.";
+    PyObject *args = Py_BuildValue("(s)", msg);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *bomb = sl_bomb_new(PyExc_RuntimeError, args, NULL);
+    Py_DECREF(args);
+    return bomb;
+}
+
+/* Make w runnable (taking it off its channel if blocked) and give it `bomb`. */
+static void
+wake_with(SlThread *th, SlTasklet *w, PyObject *bomb)
+{
+    if (w->channel != NULL) {
+        sl_channel_unblock(w);
+        sl_rq_append(th, w);
+        Py_DECREF(w); /* the channel's reference */
+    }
+    else if (!w->in_runqueue) {
+        sl_rq_append(th, w);
+    }
+    if (bomb != NULL) {
+        Py_XSETREF(w->tempval, bomb);
+    }
+}
+
+/* The tasklet's function returned (result) or raised (NULL): settle the outcome, pick who
+   runs next and leave for good. Runs on the dying tasklet's stack. */
+static void
+end_current(SlThread *th, PyObject *result)
+{
+    SlTasklet *t = th->current;
+    PyObject *bomb = NULL;
+    if (result != NULL) {
+        Py_DECREF(result);
+    }
+    else if (PyErr_ExceptionMatches(sl_module->TaskletExit) ||
+             (PyErr_ExceptionMatches(PyExc_SystemExit) &&
+              th->thread_id != sl_module->main_thread_id)) {
+        PyErr_Clear();
+    }
+    else {
+        if (sl_module->error_handler != NULL) {
+            PyObject *exc = sl_pystate_fetch_error();
+            PyObject *tb = PyException_GetTraceback(exc);
+            PyObject *args[3] = {(PyObject *)Py_TYPE(exc), exc, tb ? tb : Py_None};
+            PyObject *handler = Py_NewRef(sl_module->error_handler);
+            PyObject *r = PyObject_Vectorcall(handler, args, 3, NULL);
+            Py_DECREF(handler);
+            Py_XDECREF(tb);
+            Py_DECREF(exc);
+            Py_XDECREF(r);
+        }
+        if (PyErr_Occurred()) {
+            bomb = sl_bomb_from_error();
+            if (bomb == NULL) {
+                sl_pystate_write_unraisable("while ending a tasklet", (PyObject *)t);
+            }
+        }
+    }
+    /* Release what the finished call held while still running as this tasklet: it may run
+       finalizers, which may even switch. Then decide without running Python code. */
+    Py_CLEAR(t->func);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    Py_CLEAR(t->tempval);
+    SlTasklet *w = innermost_watchdog(th);
+    if (bomb == NULL && t->next == t && w->channel != NULL) {
+        /* Nothing else can run and the watchdog waits on a channel nobody will serve. */
+        bomb = no_partner_error(w);
+        if (bomb == NULL) {
+            sl_pystate_write_unraisable("while ending a tasklet", (PyObject *)t);
+        }
+    }
+    SlTasklet *next;
+    if (bomb != NULL || t->next == t) {
+        /* Deliver the exception to the innermost watchdog at once, or revive it because
+           nothing else is runnable. */
+        wake_with(th, w, bomb);
+        next = w;
+    }
+    else {
+        next = t->next;
+    }
+    sl_rq_unlink(th, t);
+    transfer(th, next, NULL, 1);
+    Py_UNREACHABLE();
+}
+
+/* The body of every tasklet but main: runs on a fresh stack at the thread's stack base. */
+static void
+tasklet_main(void *arg)
+{
+    SlThread *th = arg;
+    after_switch(th);
+    SlTasklet *t = th->current;
+    t->state = SL_STARTED;
+    remember_started(th, t);
+    PyObject *tv = t->tempval;
+    t->tempval = NULL;
+    PyObject *result;
+    if (tv != NULL && sl_bomb_check(tv)) {
+        /* thrown into before it ever ran: the function never starts */
+        result = sl_bomb_explode(tv);
+    }
+    else {
+        result = PyObject_Call(t->func, t->args, t->kwargs);
+    }
+    Py_XDECREF(tv);
+    end_current(th, result);
+}
+
+/* ---- scheduling operations ----------------------------------------------------------- */
+
+PyObject *
+sl_schedule(SlThread *th, PyObject *retval, int remove)
+{
+    SlTasklet *cur = th->current;
+    SlTasklet *next = cur->next != cur ? cur->next : NULL;
+    if (next == NULL && remove) {
+        SlTasklet *w = innermost_watchdog(th);
+        if (w != cur) {
+            if (!is_floating(w)) {
+                PyErr_SetString(PyExc_RuntimeError,
+                                "Deadlock: the last runnable tasklet cannot be blocked.");
+                return NULL;
+            }
+            next = w;
+        }
+    }
+    if (next != NULL && sl_check_switch(th) < 0) {
+        return NULL;
+    }
+    Py_XSETREF(cur->tempval, Py_NewRef(retval));
+    if (next == NULL) {
+        return sl_resume_value(cur);
+    }
+    if (remove) {
+        sl_rq_unlink(th, cur);
+        if (!next->in_runqueue) {
+            sl_rq_append(th, next);
+        }
+        transfer(th, next, (PyObject *)cur, 0);
+    }
+    else {
+        transfer(th, next, NULL, 0);
+    }
+    return sl_resume_value(cur);
+}
+
+static int
+push_watchdog(SlThread *th, SlTasklet *t)
+{
+    if (th->nwatchdogs == th->watchdogs_capacity) {
+        Py_ssize_t cap = th->watchdogs_capacity ? th->watchdogs_capacity * 2 : 8;
+        SlTasklet **w = PyMem_RawRealloc(th->watchdogs, sizeof(SlTasklet *) * (size_t)cap);
+        if (w == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        th->watchdogs = w;
+        th->watchdogs_capacity = cap;
+    }
+    th->watchdogs[th->nwatchdogs++] = (SlTasklet *)Py_NewRef(t);
+    return 0;
+}
+
+/* W resumed inside run(): pop the watchdog stack down to and including W; inner
+   watchdogs popped on the way that nobody scheduled are queued, so their run() returns. */
+static void
+pop_watchdogs(SlThread *th, SlTasklet *w)
+{
+    Py_ssize_t i = th->nwatchdogs;
+    while (i > 0 && th->watchdogs[i - 1] != w) {
+        i--;
+    }
+    if (i == 0) {
+        return; /* someone popped W already */
+    }
+    while (th->nwatchdogs >= i) {
+        SlTasklet *inner = th->watchdogs[--th->nwatchdogs];
+        if (inner != w && is_floating(inner)) {
+            sl_rq_append(th, inner);
+        }
+        Py_DECREF(inner);
+    }
+}
+
+PyObject *
+sl_run_watchdog(SlThread *th)
+{
+    SlTasklet *w = th->current;
+    SlTasklet *next = w->next != w ? w->next : NULL;
+    if (next != NULL && sl_check_switch(th) < 0) {
+        return NULL;
+    }
+    if (push_watchdog(th, w) < 0) {
+        return NULL;
+    }
+    if (next != NULL) {
+        sl_rq_unlink(th, w);
+        transfer(th, next, (PyObject *)w, 0);
+    }
+    pop_watchdogs(th, w);
+    PyObject *r = sl_resume_value(w);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+PyObject *
+sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller)
+{
+    SlTasklet *cur = th->current;
+    if (sl_check_switch(th) < 0) {
+        return NULL;
+    }
+    if (!t->in_runqueue) {
+        sl_rq_append(th, t);
+    }
+    if (pause_caller) {
+        sl_rq_unlink(th, cur);
+        transfer(th, t, (PyObject *)cur, 0);
+    }
+    else {
+        transfer(th, t, NULL, 0);
+    }
+    return sl_resume_value(cur);
+}
+
+PyObject *
+sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending)
+{
+    SlTasklet *cur = th->current;
+    if (t == cur) {
+        return sl_bomb_explode(bomb);
+    }
+    if (!pending && sl_check_switch(th) < 0) {
+        return NULL;
+    }
+    wake_with(th, t, Py_NewRef(bomb));
+    if (pending) {
+        Py_RETURN_NONE;
+    }
+    transfer(th, t, NULL, 0);
+    return sl_resume_value(cur);
+}
+
+int
+sl_block_would_deadlock(SlThread *th)
+{
+    SlTasklet *cur = th->current;
+    if (cur->next != cur) {
+        return 0;
+    }
+    SlTasklet *w = innermost_watchdog(th);
+    return w == cur || !is_floating(w);
+}
+
+SlTasklet *
+sl_block_leave(SlThread *th)
+{
+    SlTasklet *cur = th->current;
+    SlTasklet *next = cur->next != cur ? cur->next : innermost_watchdog(th);
+    sl_rq_unlink(th, cur);
+    if (!next->in_runqueue) {
+        sl_rq_append(th, next);
+    }
+    return next;
+}
+
+/* ---- interpreter exit --------------------------------------------------------------- */
+
+static int
+by_serial(const void *a, const void *b)
+{
+    uint64_t x = (*(SlTasklet *const *)a)->serial, y = (*(SlTasklet *const *)b)->serial;
+    return x < y ? -1 : x > y;
+}
+
+int
+sl_kill_leftovers(SlThread *th)
+{
+    Py_ssize_t n = 0;
+    for (SlTasklet *t = th->started_first; t; t = t->started_next) {
+        n++;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    SlTasklet **victims = PyMem_Malloc(sizeof(SlTasklet *) * (size_t)n);
+    if (victims == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t i = 0;
+    for (SlTasklet *t = th->started_first; t && i < n; t = t->started_next) {
+        victims[i++] = (SlTasklet *)Py_NewRef(t);
+    }
+    qsort(victims, (size_t)i, sizeof(SlTasklet *), by_serial);
+    PyObject *exit_bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
+    for (Py_ssize_t k = 0; k < i; k++) {
+        SlTasklet *t = victims[k];
+        if (exit_bomb != NULL && sl_tasklet_alive(t) && t != th->current &&
+            t->thread == th) {
+            PyObject *r = sl_throw(th, t, exit_bomb, 0);
+            if (r == NULL) {
+                sl_pystate_write_unraisable("while killing a tasklet at exit", (PyObject *)t);
+            }
+            Py_XDECREF(r);
+        }
+        Py_DECREF(t);
+    }
+    Py_XDECREF(exit_bomb);
+    PyMem_Free(victims);
+    return 0;
+}

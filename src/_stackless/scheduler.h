@@ -1,0 +1,109 @@
+/* The per-thread scheduler: run queue, watchdogs, and the one function that transfers
+ * control from one tasklet to another.
+ *
+ * Owns: the thread's main and current tasklet, the run queue and runcount, the stack of
+ * tasklets waiting in run(), the switch trap, the stack base all tasklets of the thread run
+ * below, and every switch. It implements the scheduling rules of the spec (who runs next,
+ * reviving the watchdog, the deadlock errors, delivering uncaught exceptions). It does not
+ * parse arguments or know channel flags; channels call it to block and to hand over.
+ */
+#ifndef SL_SCHEDULER_H
+#define SL_SCHEDULER_H
+
+#include <Python.h>
+
+#include "tasklet.h"
+
+typedef struct SlThread {
+    PyThreadState *tstate;
+    unsigned long thread_id;
+    SlTasklet *main;      /* owned */
+    SlTasklet *current;   /* the running tasklet */
+    SlTasklet *head;      /* first in the run queue: current, unless it is leaving */
+    Py_ssize_t runcount;  /* tasklets in the run queue (it owns a reference to each) */
+    SlTasklet **watchdogs; /* tasklets inside run(), innermost last (owned) */
+    Py_ssize_t nwatchdogs, watchdogs_capacity;
+    int switch_trap;
+    int in_callback;      /* a schedule or channel callback is running: no switching */
+    char *stack_base;     /* every tasklet's C stack lies below this address */
+    /* the switch in progress, read by the stack hooks and by the tasklet switched to */
+    SlTasklet *switch_from, *switch_to;
+    int switch_ends;      /* switch_from has ended and will not resume */
+    SlTasklet *ended;     /* owned: to be cleaned up by the next tasklet to run */
+    PyObject *release;    /* owned: to be released by the next tasklet to run */
+    /* where the arguments of the current tasklet's blocking call end, and in which frame */
+    void *call_frame;
+    PyObject **call_top;
+    /* started, unfinished tasklets (not main), in start order, for killing at exit */
+    SlTasklet *started_first, *started_last;
+    uint64_t next_serial;
+} SlThread;
+
+/* The calling thread's scheduler, created on first use (NULL with an exception set). */
+SlThread *sl_thread_get(void);
+
+/* The calling thread's scheduler if it exists, else NULL (no exception). */
+SlThread *sl_thread_peek(void);
+
+/* Record where a blocking call's arguments end on the calling frame's value stack, so that
+   the frame's stack can be found while the tasklet is suspended. */
+static inline void
+sl_note_call(SlThread *th, PyObject *const *args, Py_ssize_t nargs)
+{
+    th->call_frame = sl_pystate_current_frame(th->tstate);
+    th->call_top = (PyObject **)args + nargs;
+}
+
+/* --- run queue (the queue owns a reference to each tasklet in it) --- */
+void sl_rq_append(SlThread *th, SlTasklet *t);
+void sl_rq_insert_after(SlThread *th, SlTasklet *pos, SlTasklet *t);
+/* Unlink without dropping the queue's reference: it passes to the caller. */
+void sl_rq_unlink(SlThread *th, SlTasklet *t);
+
+/* --- scheduling operations; each returns a new reference or NULL with an exception --- */
+
+/* Raise RuntimeError if the calling thread may not switch now (switch trap, callback). */
+int sl_check_switch(SlThread *th);
+
+/* schedule(retval) / schedule_remove(retval). */
+PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove);
+
+/* stackless.run() without preemption. */
+PyObject *sl_run_watchdog(SlThread *th);
+
+/* t.run() (caller stays runnable) or t.switch() (caller is paused). t is alive, not
+   blocked, of this thread and not current. */
+PyObject *sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller);
+
+/* Deliver an exception (a bomb) to tasklet t: raise it in the caller if t is current,
+   else park it in t and make t runnable, switching to it unless pending. */
+PyObject *sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending);
+
+/* The current tasklet leaves the run queue to block on a channel. Returns the tasklet to
+   switch to: the next runnable one, or the watchdog, revived. The run queue's reference to
+   the current tasklet passes to the caller (the channel queue keeps it). Check
+   sl_block_would_deadlock() and sl_check_switch() first. */
+SlTasklet *sl_block_leave(SlThread *th);
+
+/* Would blocking the current tasklet deadlock? (checked before it joins a channel) */
+int sl_block_would_deadlock(SlThread *th);
+
+/* After a hand-over: switch from the current tasklet (which stays runnable) to `next`,
+   which is in the run queue. */
+int sl_switch_to(SlThread *th, SlTasklet *next);
+
+/* The value the current tasklet resumes with: its tempval (reset to None), or the
+   exception carried by a bomb raised. */
+PyObject *sl_resume_value(SlTasklet *t);
+
+/* Call the schedule/channel callback protocol helpers with switching disabled. */
+PyObject *sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t n);
+
+/* Kill every started, unfinished tasklet of the calling thread, in creation order
+   (interpreter exit). */
+int sl_kill_leftovers(SlThread *th);
+
+/* Tasklet bookkeeping for the object layer. */
+void sl_forget_started(SlTasklet *t);
+
+#endif /* SL_SCHEDULER_H */

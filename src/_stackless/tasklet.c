@@ -1,0 +1,1064 @@
+/* The tasklet object; see tasklet.h.
+ *
+ * Methods validate their arguments and the tasklet's state, with the spec's exact error
+ * messages, then ask the scheduler to act. Lifetime: a started tasklet that becomes
+ * unreachable is killed (TaskletExit raised in it, so its finally blocks run) by its
+ * finaliser; one that cannot be killed or survives is dropped without running its code.
+ */
+#include "tasklet.h"
+
+#include "channel.h"
+#include "module.h"
+#include "scheduler.h"
+
+#include <structmember.h>
+
+int
+sl_tasklet_check(PyObject *o)
+{
+    return PyObject_TypeCheck(o, sl_module->tasklet_type);
+}
+
+int
+sl_tasklet_set_atomic(SlTasklet *t, int flag)
+{
+    int old = t->atomic;
+    t->atomic = flag ? 1 : 0;
+    return old;
+}
+
+static SlTasklet *
+alloc_tasklet(PyTypeObject *type, SlThread *th)
+{
+    SlTasklet *t = (SlTasklet *)type->tp_alloc(type, 0);
+    if (t == NULL) {
+        return NULL;
+    }
+    t->thread = th;
+    t->serial = th->next_serial++;
+    return t;
+}
+
+SlTasklet *
+sl_tasklet_new_main(SlThread *th)
+{
+    SlTasklet *t = alloc_tasklet(sl_module->tasklet_type, th);
+    if (t != NULL) {
+        t->is_main = 1;
+        t->state = SL_STARTED;
+    }
+    return t;
+}
+
+/* The thread a tasklet belongs to must be the caller's for anything that touches its
+   queues; other threads get a clear error until cross-thread scheduling exists. */
+static SlThread *
+own_thread(SlTasklet *t)
+{
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        return NULL;
+    }
+    if (t->thread != th && t->thread != NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "operations on a tasklet of another thread are not supported yet");
+        return NULL;
+    }
+    return th;
+}
+
+static int
+is_current(SlTasklet *t)
+{
+    return t->thread != NULL && t->thread->current == t;
+}
+
+static int
+nesting_level(SlTasklet *t)
+{
+    if (t->state != SL_STARTED || t->thread == NULL) {
+        return 0;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    return sl_pystate_nesting_level(ts, is_current(t) ? NULL : &t->pystate);
+}
+
+/* ---- dropping a suspended tasklet's frames ------------------------------------------ */
+
+static void
+leave_watchdog_stack(SlThread *th, SlTasklet *t)
+{
+    for (Py_ssize_t i = 0; i < th->nwatchdogs; i++) {
+        if (th->watchdogs[i] == t) {
+            memmove(&th->watchdogs[i], &th->watchdogs[i + 1],
+                    sizeof(SlTasklet *) * (size_t)(th->nwatchdogs - i - 1));
+            th->nwatchdogs--;
+            Py_DECREF(t);
+            return;
+        }
+    }
+}
+
+/* Forget a suspended tasklet's frames and C stack without running them (re-binding,
+   finalising a tasklet that cannot be killed). It becomes not alive. */
+static void
+discard_frames(SlTasklet *t)
+{
+    SlThread *th = t->thread;
+    if (t->channel != NULL) {
+        sl_channel_unblock(t);
+        Py_DECREF(t);
+    }
+    if (t->in_runqueue && th != NULL) {
+        sl_rq_unlink(th, t);
+        Py_DECREF(t);
+    }
+    if (th != NULL) {
+        leave_watchdog_stack(th, t);
+    }
+    sl_forget_started(t);
+    t->state = SL_NEW;
+    sl_stack_release(&t->stack);
+    sl_pystate_discard(&t->pystate);
+}
+
+/* ---- binding ------------------------------------------------------------------------ */
+
+/* Set up the pending call func(*args, **kwargs); the tasklet becomes alive. */
+static int
+make_pending(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
+{
+    if (sl_pystate_prepare(&t->pystate, func) < 0) {
+        return -1;
+    }
+    Py_XSETREF(t->func, Py_NewRef(func));
+    Py_XSETREF(t->args, args ? Py_NewRef(args) : PyTuple_New(0));
+    if (t->args == NULL) {
+        return -1;
+    }
+    Py_CLEAR(t->kwargs);
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0 && (t->kwargs = PyDict_Copy(kwargs)) == NULL) {
+        return -1;
+    }
+    /* Each tasklet runs in its own contextvars context, copied from its creator's. */
+    PyObject *ctx = PyContext_CopyCurrent();
+    if (ctx == NULL) {
+        return -1;
+    }
+    Py_XSETREF(t->pystate.context, ctx);
+    Py_CLEAR(t->tempval);
+    t->state = SL_PENDING;
+    return 0;
+}
+
+static PyObject *
+do_bind(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
+{
+    if (func == Py_None) {
+        func = NULL;
+    }
+    if (args == Py_None) {
+        args = NULL;
+    }
+    if (kwargs == Py_None) {
+        kwargs = NULL;
+    }
+    if (func != NULL && !PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_TypeError, "tasklet function must be a callable or None");
+        return NULL;
+    }
+    if (args != NULL && !PyTuple_Check(args)) {
+        PyErr_SetString(PyExc_TypeError, "args must be a tuple");
+        return NULL;
+    }
+    if (kwargs != NULL && !PyDict_Check(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "kwargs must be a dict");
+        return NULL;
+    }
+    if (is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "can't (re)bind the current tasklet");
+        return NULL;
+    }
+    if (sl_tasklet_scheduled(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
+        return NULL;
+    }
+    if (nesting_level(t) > 0 && !t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
+        return NULL;
+    }
+    if (t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "can't unbind the main tasklet");
+        return NULL;
+    }
+    int with_call = args != NULL || kwargs != NULL;
+    PyObject *callable = func;
+    if (with_call && callable == NULL) {
+        if (t->tempval != NULL && t->state == SL_NEW && PyCallable_Check(t->tempval)) {
+            callable = t->tempval;
+        }
+        else {
+            PyErr_SetString(PyExc_RuntimeError, "the tasklet was not bound to a function");
+            return NULL;
+        }
+    }
+    if (with_call && t->thread == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return NULL;
+    }
+    Py_XINCREF(callable);
+    if (t->state == SL_STARTED) {
+        discard_frames(t);
+    }
+    Py_CLEAR(t->func);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    t->state = SL_NEW;
+    int err = 0;
+    if (with_call) {
+        err = make_pending(t, callable, args, kwargs);
+        if (err < 0) {
+            sl_pystate_release(&t->pystate);
+            t->state = SL_NEW;
+        }
+    }
+    else {
+        Py_XSETREF(t->tempval, Py_XNewRef(callable));
+        sl_pystate_release(&t->pystate);
+    }
+    Py_XDECREF(callable);
+    return err < 0 ? NULL : Py_NewRef(t);
+}
+
+static PyObject *
+tasklet_bind(SlTasklet *t, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"func", "args", "kwargs", NULL};
+    PyObject *func = NULL, *a = NULL, *k = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:bind", kwlist, &func, &a, &k)) {
+        return NULL;
+    }
+    return do_bind(t, func, a, k);
+}
+
+static PyObject *
+tasklet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        return NULL;
+    }
+    return (PyObject *)alloc_tasklet(type, th);
+}
+
+static int
+tasklet_init(SlTasklet *t, PyObject *args, PyObject *kwds)
+{
+    PyObject *r = tasklet_bind(t, args, kwds);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+tasklet_setup(SlTasklet *t, PyObject *args, PyObject *kwds)
+{
+    if (sl_tasklet_alive(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is alive");
+        return NULL;
+    }
+    PyObject *func = t->state == SL_NEW ? t->tempval : NULL;
+    if (func == NULL || !PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_RuntimeError, "the tasklet was not bound to a function");
+        return NULL;
+    }
+    if (t->thread == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return NULL;
+    }
+    SlThread *th = own_thread(t);
+    if (th == NULL) {
+        return NULL;
+    }
+    Py_INCREF(func);
+    int err = make_pending(t, func, args, kwds);
+    Py_DECREF(func);
+    if (err < 0) {
+        sl_pystate_release(&t->pystate);
+        t->state = SL_NEW;
+        return NULL;
+    }
+    sl_rq_append(th, t);
+    return Py_NewRef(t);
+}
+
+/* ---- queue operations ---------------------------------------------------------------- */
+
+/* The checks insert() and run() share. 0: fine, -1: error set. */
+static int
+check_runnable(SlTasklet *t)
+{
+    if (t->channel != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
+        return -1;
+    }
+    if (t->in_runqueue) {
+        return 0;
+    }
+    if (t->thread == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Target thread isn't initialized");
+        return -1;
+    }
+    if (!sl_tasklet_alive(t) && !is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot run an unbound(dead) tasklet");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+tasklet_insert(SlTasklet *t, PyObject *unused)
+{
+    if (check_runnable(t) < 0) {
+        return NULL;
+    }
+    if (!t->in_runqueue) {
+        SlThread *th = own_thread(t);
+        if (th == NULL) {
+            return NULL;
+        }
+        sl_rq_append(th, t);
+    }
+    return Py_NewRef(t);
+}
+
+static PyObject *
+tasklet_remove(SlTasklet *t, PyObject *unused)
+{
+    if (t->thread == NULL) {
+        return Py_NewRef(t);
+    }
+    if (t->channel != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot remove a blocked tasklet.");
+        return NULL;
+    }
+    if (is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "The current tasklet cannot be removed.");
+        return NULL;
+    }
+    if (!t->in_runqueue) {
+        return Py_NewRef(t);
+    }
+    SlThread *th = own_thread(t);
+    if (th == NULL) {
+        return NULL;
+    }
+    if (th->in_callback) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot remove a tasklet inside a callback");
+        return NULL;
+    }
+    sl_rq_unlink(th, t);
+    return (PyObject *)t; /* the run queue's reference becomes the result */
+}
+
+static PyObject *
+run_or_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, int pause_caller)
+{
+    if (nargs != 0) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments (%zd given)",
+                     pause_caller ? "switch" : "run", nargs);
+        return NULL;
+    }
+    if (t->thread == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return NULL;
+    }
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        return NULL;
+    }
+    if (t == th->current) {
+        Py_RETURN_NONE;
+    }
+    if (check_runnable(t) < 0) {
+        return NULL;
+    }
+    if (t->thread != th) {
+        PyErr_SetString(PyExc_RuntimeError, pause_caller
+                                                ? "can't switch to a different thread."
+                                                : "running a tasklet of another thread is not "
+                                                  "supported yet");
+        return NULL;
+    }
+    sl_note_call(th, args, nargs);
+    return sl_run_tasklet(th, t, pause_caller);
+}
+
+static PyObject *
+tasklet_run(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    return run_or_switch(t, args, nargs, 0);
+}
+
+static PyObject *
+tasklet_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    return run_or_switch(t, args, nargs, 1);
+}
+
+/* ---- exceptions into tasklets ------------------------------------------------------- */
+
+static PyObject *
+throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_ssize_t n)
+{
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        return NULL;
+    }
+    if (t == th->current) {
+        return sl_bomb_explode(bomb);
+    }
+    if (!sl_tasklet_alive(t)) {
+        if (sl_bomb_is_taskletexit(bomb) && t->thread != NULL) {
+            Py_RETURN_NONE;
+        }
+        PyErr_SetString(PyExc_RuntimeError, t->thread == NULL
+                                                ? "tasklet has no thread"
+                                                : "You cannot throw to a dead tasklet");
+        return NULL;
+    }
+    if (own_thread(t) == NULL) {
+        return NULL;
+    }
+    sl_note_call(th, args, n);
+    return sl_throw(th, t, bomb, pending);
+}
+
+static PyObject *
+tasklet_throw(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"exc", "val", "tb", "pending", NULL};
+    PyObject *a[4] = {NULL, NULL, NULL, NULL};
+    if (sl_parse_args("throw", args, nargs, kwnames, names, 1, a) < 0) {
+        return NULL;
+    }
+    int pending = 0;
+    if (a[3] != NULL && (pending = PyObject_IsTrue(a[3])) < 0) {
+        return NULL;
+    }
+    PyObject *bomb = sl_bomb_from_raise_args(a[0], a[1], a[2]);
+    if (bomb == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *r = throw_bomb(t, bomb, pending, args, n);
+    Py_DECREF(bomb);
+    return r;
+}
+
+static PyObject *
+tasklet_raise_exception(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "raise_exception() takes at least 1 argument");
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "tasklet.raise_exception needs Exception or string "
+                                         "subclass as first parameter");
+        return NULL;
+    }
+    PyObject *rest = PyTuple_New(nargs - 1);
+    if (rest == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
+    }
+    PyObject *bomb = sl_bomb_new(args[0], rest, NULL);
+    Py_DECREF(rest);
+    if (bomb == NULL) {
+        return NULL;
+    }
+    PyObject *r = throw_bomb(t, bomb, 0, args, nargs);
+    Py_DECREF(bomb);
+    return r;
+}
+
+static PyObject *
+tasklet_kill(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"pending", NULL};
+    PyObject *a[1] = {NULL};
+    if (sl_parse_args("kill", args, nargs, kwnames, names, 0, a) < 0) {
+        return NULL;
+    }
+    int pending = 0;
+    if (a[0] != NULL && (pending = PyObject_IsTrue(a[0])) < 0) {
+        return NULL;
+    }
+    PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
+    if (bomb == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *r = throw_bomb(t, bomb, pending, args, n);
+    Py_DECREF(bomb);
+    return r;
+}
+
+/* ---- flags --------------------------------------------------------------------------- */
+
+static PyObject *
+tasklet_set_atomic(SlTasklet *t, PyObject *flag)
+{
+    if (!PyLong_Check(flag)) {
+        PyErr_SetString(PyExc_TypeError, "set_atomic needs exactly one bool or integer");
+        return NULL;
+    }
+    int on = PyObject_IsTrue(flag);
+    if (on < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(sl_tasklet_set_atomic(t, on));
+}
+
+static PyObject *
+tasklet_set_ignore_nesting(SlTasklet *t, PyObject *flag)
+{
+    if (!PyLong_Check(flag)) {
+        PyErr_SetString(PyExc_TypeError, "set_ignore_nesting needs exactly one bool or integer");
+        return NULL;
+    }
+    int on = PyObject_IsTrue(flag);
+    if (on < 0) {
+        return NULL;
+    }
+    int old = t->ignore_nesting;
+    t->ignore_nesting = (uint8_t)on;
+    return PyBool_FromLong(old);
+}
+
+/* ---- threads ---------------------------------------------------------------------- */
+
+static int
+thread_exists(unsigned long id)
+{
+    PyObject *ids = sl_pystate_thread_ids();
+    if (ids == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *key = PyLong_FromUnsignedLong(id);
+    int found = key ? PySequence_Contains(ids, key) : -1;
+    Py_XDECREF(key);
+    Py_DECREF(ids);
+    if (found < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return found;
+}
+
+static PyObject *
+tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "bind_thread() takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        return NULL;
+    }
+    long long id = -1;
+    if (nargs == 1) {
+        if (!PyLong_Check(args[0])) {
+            PyErr_SetString(PyExc_TypeError, "thread id must be an integer");
+            return NULL;
+        }
+        id = PyLong_AsLongLong(args[0]);
+        if (id == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (id < -1) {
+            PyErr_SetString(PyExc_OverflowError, "thread id must not be negative");
+            return NULL;
+        }
+    }
+    if (nargs == 0 && t->thread == th) {
+        Py_RETURN_NONE;
+    }
+    if (t->in_runqueue) {
+        PyErr_SetString(PyExc_RuntimeError, "can't (re)bind a runnable tasklet");
+        return NULL;
+    }
+    if (nesting_level(t) > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
+        return NULL;
+    }
+    unsigned long target = id == -1 ? th->thread_id : (unsigned long)id;
+    if (!thread_exists(target)) {
+        PyErr_SetString(PyExc_ValueError, "bad thread");
+        return NULL;
+    }
+    if (target == th->thread_id && (t->thread == th || t->state != SL_STARTED)) {
+        t->thread = th;
+        Py_RETURN_NONE;
+    }
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "moving tasklets between threads is not supported yet");
+    return NULL;
+}
+
+/* ---- pickling (only tasklets that have not started yet, for now) --------------------- */
+
+static PyObject *
+tasklet_reduce(SlTasklet *t, PyObject *unused)
+{
+    if (is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot __reduce__ the tasklet which is current.");
+        return NULL;
+    }
+    if (t->state == SL_STARTED) {
+        PyObject *pickle = PyImport_ImportModule("pickle");
+        if (pickle != NULL) {
+            PyObject *err = PyObject_GetAttrString(pickle, "PicklingError");
+            if (err != NULL) {
+                PyErr_SetString(err, "pickling a started tasklet (its frames and C stack) is "
+                                     "not supported yet");
+                Py_DECREF(err);
+            }
+            Py_DECREF(pickle);
+        }
+        return NULL;
+    }
+    int flags = (t->atomic ? 4 : 0) | (t->ignore_nesting ? 8 : 0) | (t->block_trap ? 32 : 0);
+    PyObject *call = t->state == SL_PENDING
+                         ? Py_BuildValue("(OOO)", t->func, t->args, t->kwargs ? t->kwargs : Py_None)
+                         : PyTuple_New(0);
+    if (call == NULL) {
+        return NULL;
+    }
+    PyObject *r = Py_BuildValue("O()(iOiNOOOO)", Py_TYPE(t), flags, t->tempval ? t->tempval : Py_None,
+                                0, call, Py_None, Py_None, Py_None, Py_None);
+    return r;
+}
+
+static PyObject *
+tasklet_reduce_ex(SlTasklet *t, PyObject *proto)
+{
+    return tasklet_reduce(t, NULL);
+}
+
+static PyObject *
+tasklet_setstate(SlTasklet *t, PyObject *state)
+{
+    int flags, nesting;
+    PyObject *tempval, *call, *e1, *e2, *e3, *e4;
+    if (!PyArg_ParseTuple(state, "iOiOOOOO:__setstate__", &flags, &tempval, &nesting, &call, &e1,
+                          &e2, &e3, &e4)) {
+        return NULL;
+    }
+    if (!PyTuple_Check(call) || (PyTuple_GET_SIZE(call) != 0 && PyTuple_GET_SIZE(call) != 3)) {
+        PyErr_SetString(PyExc_ValueError, "bad tasklet state");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(call) == 3) {
+        PyObject *r = do_bind(t, PyTuple_GET_ITEM(call, 0), PyTuple_GET_ITEM(call, 1),
+                              PyTuple_GET_ITEM(call, 2));
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    Py_XSETREF(t->tempval, tempval == Py_None ? NULL : Py_NewRef(tempval));
+    t->atomic = (flags & 4) != 0;
+    t->ignore_nesting = (flags & 8) != 0;
+    t->block_trap = (flags & 32) != 0;
+    return Py_NewRef(t);
+}
+
+/* ---- attributes ---------------------------------------------------------------------- */
+
+static PyObject *
+get_alive(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(sl_tasklet_alive(t));
+}
+
+static PyObject *
+get_scheduled(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(t->thread != NULL && sl_tasklet_scheduled(t));
+}
+
+static PyObject *
+get_blocked(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(t->channel != NULL);
+}
+
+static PyObject *
+get_paused(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(sl_tasklet_alive(t) && !sl_tasklet_scheduled(t));
+}
+
+static PyObject *
+get_restorable(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(nesting_level(t) == 0);
+}
+
+static PyObject *
+get_nesting_level(SlTasklet *t, void *c)
+{
+    return PyLong_FromLong(nesting_level(t));
+}
+
+static PyObject *
+get_is_main(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(t->is_main && t->thread != NULL);
+}
+
+static PyObject *
+get_is_current(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(is_current(t));
+}
+
+/* next/prev: neighbours in the run queue (wrapping) or a channel queue (None at the ends). */
+static PyObject *
+get_next(SlTasklet *t, void *c)
+{
+    return Py_NewRef(t->next ? (PyObject *)t->next : Py_None);
+}
+
+static PyObject *
+get_prev(SlTasklet *t, void *c)
+{
+    return Py_NewRef(t->prev ? (PyObject *)t->prev : Py_None);
+}
+
+static PyObject *
+get_tempval(SlTasklet *t, void *c)
+{
+    return Py_NewRef(t->tempval ? t->tempval : Py_None);
+}
+
+static int
+set_tempval(SlTasklet *t, PyObject *v, void *c)
+{
+    Py_XSETREF(t->tempval, v == NULL || v == Py_None ? NULL : Py_NewRef(v));
+    return 0;
+}
+
+static PyObject *
+get_atomic(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(t->atomic);
+}
+
+static PyObject *
+get_ignore_nesting(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(t->ignore_nesting);
+}
+
+static PyObject *
+get_block_trap(SlTasklet *t, void *c)
+{
+    return PyBool_FromLong(t->block_trap);
+}
+
+static int
+set_block_trap(SlTasklet *t, PyObject *v, void *c)
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_TypeError, "block_trap cannot be deleted");
+        return -1;
+    }
+    if (!PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "block_trap must be set to a bool or integer");
+        return -1;
+    }
+    int on = PyObject_IsTrue(v);
+    if (on < 0) {
+        return -1;
+    }
+    t->block_trap = (uint8_t)on;
+    return 0;
+}
+
+static PyObject *
+get_thread_id(SlTasklet *t, void *c)
+{
+    if (t->thread == NULL) {
+        return PyLong_FromLong(-1);
+    }
+    return PyLong_FromUnsignedLong(t->thread->thread_id);
+}
+
+static PyObject *
+get_frame(SlTasklet *t, void *c)
+{
+    if (t->state != SL_STARTED || t->thread == NULL) {
+        Py_RETURN_NONE;
+    }
+    SlThread *th = sl_thread_peek();
+    if (t->thread != th) {
+        Py_RETURN_NONE; /* running in another thread: not inspectable from here yet */
+    }
+    PyObject *f = sl_pystate_frame(th->tstate, th->current == t ? NULL : &t->pystate);
+    return f ? f : Py_NewRef(Py_None);
+}
+
+static PyObject *
+get_recursion_depth(SlTasklet *t, void *c)
+{
+    if (t->state != SL_STARTED || t->thread == NULL) {
+        return PyLong_FromLong(0);
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    return PyLong_FromLong(sl_pystate_recursion_depth(ts, is_current(t) ? NULL : &t->pystate));
+}
+
+static PyObject *
+get_channel(SlTasklet *t, void *c)
+{
+    return Py_NewRef(t->channel ? (PyObject *)t->channel : Py_None);
+}
+
+static PyObject *
+get_cstate(SlTasklet *t, void *c)
+{
+    Py_RETURN_NONE; /* compat: no separate C-stack object here */
+}
+
+/* Trace and profile functions follow the thread for now; per-tasklet tracing state comes
+   with the debugging work. These keep the spec's errors for tasklets that are not alive. */
+static PyObject *
+call_sys(const char *name, PyObject *arg)
+{
+    PyObject *sys = PyImport_ImportModule("sys");
+    if (sys == NULL) {
+        return NULL;
+    }
+    PyObject *r = arg ? PyObject_CallMethod(sys, name, "O", arg) : PyObject_CallMethod(sys, name, NULL);
+    Py_DECREF(sys);
+    return r;
+}
+
+static PyObject *
+get_trace_hook(SlTasklet *t, void *profile)
+{
+    if (!is_current(t)) {
+        Py_RETURN_NONE;
+    }
+    return call_sys(profile ? "getprofile" : "gettrace", NULL);
+}
+
+static int
+set_trace_hook(SlTasklet *t, PyObject *v, void *profile)
+{
+    if (v == NULL) {
+        PyErr_SetString(PyExc_TypeError, "cannot delete a tasklet's trace or profile function");
+        return -1;
+    }
+    if (!sl_tasklet_alive(t)) {
+        if (v == Py_None) {
+            return 0;
+        }
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is not alive");
+        return -1;
+    }
+    if (!is_current(t)) {
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "setting the trace or profile function of a suspended tasklet is not "
+                        "supported yet");
+        return -1;
+    }
+    PyObject *r = call_sys(profile ? "setprofile" : "settrace", v);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static PyGetSetDef tasklet_getsets[] = {
+    {"alive", (getter)get_alive, NULL, "has frames (set up or running) and a live thread"},
+    {"scheduled", (getter)get_scheduled, NULL, "in the run queue or a channel queue"},
+    {"blocked", (getter)get_blocked, NULL, "waiting in a channel queue"},
+    {"paused", (getter)get_paused, NULL, "alive but in no queue"},
+    {"restorable", (getter)get_restorable, NULL, "no C state between its start and its frames"},
+    {"nesting_level", (getter)get_nesting_level, NULL, "C-level interpreter re-entries"},
+    {"is_main", (getter)get_is_main, NULL, "the main tasklet of its thread"},
+    {"is_current", (getter)get_is_current, NULL, "the running tasklet of its thread"},
+    {"next", (getter)get_next, NULL, "next tasklet in the same queue"},
+    {"prev", (getter)get_prev, NULL, "previous tasklet in the same queue"},
+    {"tempval", (getter)get_tempval, (setter)set_tempval, "value for the next resume"},
+    {"atomic", (getter)get_atomic, NULL, "never preempted while set"},
+    {"ignore_nesting", (getter)get_ignore_nesting, NULL, "preemptible even with C state"},
+    {"block_trap", (getter)get_block_trap, (setter)set_block_trap,
+     "blocking channel operations raise RuntimeError"},
+    {"thread_id", (getter)get_thread_id, NULL, "ident of the owning thread, -1 if it ended"},
+    {"frame", (getter)get_frame, NULL, "innermost frame, None if not running"},
+    {"recursion_depth", (getter)get_recursion_depth, NULL, "Python call depth"},
+    {"trace_function", (getter)get_trace_hook, (setter)set_trace_hook, NULL, NULL},
+    {"profile_function", (getter)get_trace_hook, (setter)set_trace_hook, NULL, (void *)1},
+    {"cstate", (getter)get_cstate, NULL, NULL},
+    {"_channel", (getter)get_channel, NULL, "the channel it waits on"},
+    {NULL},
+};
+
+static PyMethodDef tasklet_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))tasklet_bind, METH_VARARGS | METH_KEYWORDS,
+     "bind(func=None, args=None, kwargs=None) -> self"},
+    {"setup", (PyCFunction)(void (*)(void))tasklet_setup, METH_VARARGS | METH_KEYWORDS,
+     "setup(*args, **kwargs) -> self: call func(*args, **kwargs) when the tasklet runs"},
+    {"insert", (PyCFunction)tasklet_insert, METH_NOARGS, "append to the run queue -> self"},
+    {"remove", (PyCFunction)tasklet_remove, METH_NOARGS, "take out of the run queue -> self"},
+    {"run", (PyCFunction)(void (*)(void))tasklet_run, METH_FASTCALL, "switch to it now"},
+    {"switch", (PyCFunction)(void (*)(void))tasklet_switch, METH_FASTCALL,
+     "switch to it now and pause the caller"},
+    {"kill", (PyCFunction)(void (*)(void))tasklet_kill, METH_FASTCALL | METH_KEYWORDS,
+     "kill(pending=False): raise TaskletExit in it"},
+    {"throw", (PyCFunction)(void (*)(void))tasklet_throw, METH_FASTCALL | METH_KEYWORDS,
+     "throw(exc, val=None, tb=None, pending=False)"},
+    {"raise_exception", (PyCFunction)(void (*)(void))tasklet_raise_exception, METH_FASTCALL,
+     "raise_exception(exc_class, *args)"},
+    {"set_atomic", (PyCFunction)tasklet_set_atomic, METH_O, "set_atomic(flag) -> old flag"},
+    {"set_ignore_nesting", (PyCFunction)tasklet_set_ignore_nesting, METH_O,
+     "set_ignore_nesting(flag) -> old flag"},
+    {"bind_thread", (PyCFunction)(void (*)(void))tasklet_bind_thread, METH_FASTCALL,
+     "bind_thread(thread_id=-1)"},
+    {"__reduce__", (PyCFunction)tasklet_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)tasklet_reduce_ex, METH_O, NULL},
+    {"__setstate__", (PyCFunction)tasklet_setstate, METH_O, NULL},
+    {NULL},
+};
+
+/* ---- lifetime --------------------------------------------------------------------- */
+
+static int
+is_suspended(SlTasklet *t)
+{
+    return t->state == SL_STARTED && !t->is_main && !is_current(t);
+}
+
+static int
+tasklet_traverse(SlTasklet *t, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(t));
+    Py_VISIT(t->tempval);
+    Py_VISIT(t->func);
+    Py_VISIT(t->args);
+    Py_VISIT(t->kwargs);
+    if (is_suspended(t)) {
+        return sl_pystate_traverse(&t->pystate, visit, arg);
+    }
+    Py_VISIT(t->pystate.context); /* the copy a tasklet that has not started will run in */
+    return 0;
+}
+
+static int
+tasklet_clear(SlTasklet *t)
+{
+    if (is_suspended(t)) {
+        discard_frames(t);
+    }
+    else if (t->state != SL_STARTED) {
+        sl_pystate_release(&t->pystate);
+    }
+    Py_CLEAR(t->tempval);
+    Py_CLEAR(t->func);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    return 0;
+}
+
+/* An unreachable started tasklet is killed: TaskletExit is raised in it so that its
+   finally blocks run. It may catch TaskletExit and block again; try a few times. */
+static void
+tasklet_finalize(SlTasklet *t)
+{
+    SlThread *th = sl_thread_peek();
+    if (!is_suspended(t) || th == NULL || t->thread != th || sl_pystate_finalizing()) {
+        return;
+    }
+    PyObject *saved = sl_pystate_fetch_error();
+    for (int attempt = 0; attempt < 10 && is_suspended(t); attempt++) {
+        PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
+        PyObject *r = bomb ? sl_throw(th, t, bomb, 0) : NULL;
+        Py_XDECREF(bomb);
+        if (r == NULL) {
+            sl_pystate_write_unraisable("while killing an unreachable tasklet", (PyObject *)t);
+            break;
+        }
+        Py_DECREF(r);
+    }
+    sl_pystate_restore_error(saved);
+}
+
+static void
+tasklet_dealloc(SlTasklet *t)
+{
+    PyTypeObject *tp = Py_TYPE(t);
+    if (is_suspended(t)) {
+        if (PyObject_CallFinalizerFromDealloc((PyObject *)t) < 0) {
+            return; /* resurrected */
+        }
+    }
+    PyObject_GC_UnTrack(t);
+    if (t->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)t);
+    }
+    if (is_suspended(t)) {
+        discard_frames(t);
+    }
+    sl_forget_started(t);
+    sl_stack_release(&t->stack);
+    sl_pystate_release(&t->pystate);
+    Py_CLEAR(t->tempval);
+    Py_CLEAR(t->func);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    tp->tp_free(t);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+tasklet_call(SlTasklet *t, PyObject *args, PyObject *kwds)
+{
+    return tasklet_setup(t, args, kwds);
+}
+
+static PyMemberDef tasklet_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(SlTasklet, weakreflist), READONLY},
+    {NULL},
+};
+
+static PyType_Slot tasklet_slots[] = {
+    {Py_tp_doc, "tasklet(func=None, args=None, kwargs=None)\n\n"
+                "A microthread. tasklet(func)(*args) queues func(*args) to run."},
+    {Py_tp_new, tasklet_new},
+    {Py_tp_init, tasklet_init},
+    {Py_tp_call, tasklet_call},
+    {Py_tp_dealloc, tasklet_dealloc},
+    {Py_tp_finalize, tasklet_finalize},
+    {Py_tp_traverse, tasklet_traverse},
+    {Py_tp_clear, tasklet_clear},
+    {Py_tp_methods, tasklet_methods},
+    {Py_tp_getset, tasklet_getsets},
+    {Py_tp_members, tasklet_members},
+    {0, NULL},
+};
+
+PyType_Spec sl_tasklet_spec = {
+    .name = "_stackless.tasklet",
+    .basicsize = sizeof(SlTasklet),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = tasklet_slots,
+};

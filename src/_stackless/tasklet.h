@@ -1,0 +1,70 @@
+/* The tasklet object: its record and the type's entry points.
+ *
+ * Owns: construction and binding, the Python-visible methods and attributes, argument
+ * validation, finalisation and GC support. It asks the scheduler to move tasklets between
+ * queues and to switch; it never switches stacks or touches interpreter state itself.
+ */
+#ifndef SL_TASKLET_H
+#define SL_TASKLET_H
+
+#include <Python.h>
+#include <stdint.h>
+
+#include "pystate.h"
+#include "slicing.h"
+
+struct SlChannel;
+struct SlThread;
+
+enum SlTaskletState {
+    SL_NEW = 0,  /* not alive: unbound, bound (tempval holds the callable) or dead */
+    SL_PENDING,  /* alive: its call is set up but it has never run */
+    SL_STARTED   /* alive: running, or suspended with a saved C stack */
+};
+
+typedef struct SlTasklet {
+    PyObject_HEAD
+    struct SlTasklet *next, *prev;  /* links in the run queue (circular) or a channel queue */
+    struct SlChannel *channel;      /* the channel whose wait queue holds us, else NULL */
+    struct SlThread *thread;        /* owning thread's scheduler; NULL once that thread ended */
+    PyObject *tempval;              /* value for the next resume; NULL reads as None */
+    PyObject *func, *args, *kwargs; /* the pending call of an alive tasklet */
+    PyObject *weakreflist;
+    struct SlTasklet *started_next, *started_prev; /* the thread's started tasklets */
+    uint64_t serial;                /* creation order, for killing leftovers at exit */
+    int8_t blocked;                 /* +1 waiting to send, -1 waiting to receive */
+    uint8_t state;                  /* enum SlTaskletState */
+    uint8_t in_runqueue;
+    uint8_t is_main;
+    uint8_t atomic;
+    uint8_t ignore_nesting;
+    uint8_t block_trap;
+    SlStack stack;                  /* the C stack while suspended */
+    SlPyState pystate;              /* the interpreter state while suspended */
+} SlTasklet;
+
+int sl_tasklet_check(PyObject *o);
+
+/* A new tasklet object for the main tasklet of a thread (already running). */
+SlTasklet *sl_tasklet_new_main(struct SlThread *th);
+
+/* Alive: has a frame chain (set up or running) and a live thread. */
+static inline int
+sl_tasklet_alive(SlTasklet *t)
+{
+    return t->state != SL_NEW && t->thread != NULL;
+}
+
+/* Scheduled: in the run queue or a channel queue. */
+static inline int
+sl_tasklet_scheduled(SlTasklet *t)
+{
+    return t->in_runqueue || t->channel != NULL;
+}
+
+/* Set the atomic flag (preemption looks here); returns the previous value. */
+int sl_tasklet_set_atomic(SlTasklet *t, int flag);
+
+extern PyType_Spec sl_tasklet_spec;
+
+#endif /* SL_TASKLET_H */
