@@ -73,7 +73,8 @@ drop_waiters(SlChannel *ch)
 
 /* ---- the action ----------------------------------------------------------------------- */
 
-static void
+/* Out of line: it would widen the frame every blocked tasklet keeps on its saved stack. */
+__attribute__((noinline, cold)) static void
 call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int willblock)
 {
     PyObject *sending = PyLong_FromLong(dir > 0);
@@ -112,8 +113,7 @@ channel_action(SlChannel *ch, int dir, PyObject *value, PyObject *const *args, P
     if (dir > 0 ? ch->balance < 0 : ch->balance > 0) {
         SlTasklet *partner = ch->head;
         if (partner->thread != th) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "channels between threads are not supported yet");
+            PyErr_SetString(PyExc_RuntimeError, "channels between threads are not supported yet");
             goto error;
         }
         int runs_partner = !ch->schedule_all && ch->preference == -dir;
@@ -233,12 +233,14 @@ static PyObject *
 channel_send_throw(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 1 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "send_throw() takes from 1 to 3 positional arguments "
-                                      "(%zd given)", nargs);
+        PyErr_Format(PyExc_TypeError,
+                     "send_throw() takes from 1 to 3 positional arguments "
+                     "(%zd given)",
+                     nargs);
         return NULL;
     }
-    PyObject *bomb = sl_bomb_from_raise_args(args[0], nargs > 1 ? args[1] : NULL,
-                                             nargs > 2 ? args[2] : NULL);
+    PyObject *bomb =
+        sl_bomb_from_raise_args(args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL);
     return send_bomb(ch, bomb, args, nargs);
 }
 

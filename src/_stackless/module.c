@@ -55,8 +55,7 @@ sl_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     }
     for (int i = 0; i < required; i++) {
         if (out[i] == NULL) {
-            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname,
-                         names[i]);
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[i]);
             return -1;
         }
     }
@@ -206,8 +205,8 @@ mod_schedule_remove(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
 static PyObject *
 mod_run(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"timeout", "threadblock", "soft", "ignore_nesting",
-                                        "totaltimeout", NULL};
+    static const char *const names[] = {"timeout",        "threadblock",  "soft",
+                                        "ignore_nesting", "totaltimeout", NULL};
     PyObject *a[5];
     if (sl_parse_args("run", args, nargs, kwnames, names, 0, a) < 0) {
         return NULL;
@@ -374,7 +373,8 @@ static PyMethodDef module_methods[] = {
     {"getcurrent", mod_getcurrent, METH_NOARGS, "getcurrent() -> the running tasklet"},
     {"getmain", mod_getmain, METH_NOARGS, "getmain() -> this thread's main tasklet"},
     {"getruncount", mod_getruncount, METH_NOARGS, "getruncount() -> runnable tasklets"},
-    {"getcurrentid", mod_getcurrentid, METH_NOARGS, "getcurrentid() -> an id of the current tasklet"},
+    {"getcurrentid", mod_getcurrentid, METH_NOARGS,
+     "getcurrentid() -> an id of the current tasklet"},
     {"getthreads", mod_getthreads, METH_NOARGS, "getthreads() -> idents of all threads"},
     {"get_thread_info", mod_get_thread_info, METH_VARARGS,
      "get_thread_info(thread_id) -> (main, current, runcount)"},

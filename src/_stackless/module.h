@@ -45,8 +45,8 @@ PyObject *sl_bomb_from_raise_args(PyObject *exc, PyObject *value, PyObject *tb);
 /* module.c: parse the arguments of a METH_FASTCALL | METH_KEYWORDS function. names is a
    NULL-terminated list; out[i] receives a borrowed reference or stays NULL when absent;
    the first `required` names must be given. Returns 0, or -1 with TypeError set. */
-int sl_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
-                  PyObject *kwnames, const char *const *names, int required, PyObject **out);
+int sl_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                  const char *const *names, int required, PyObject **out);
 
 /* atomic.c */
 extern PyType_Spec sl_atomic_spec;

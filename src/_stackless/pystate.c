@@ -354,6 +354,24 @@ sl_pystate_prepare(SlPyState *st, PyObject *callable)
     return 0;
 }
 
+int
+sl_pystate_capture_context(SlPyState *st)
+{
+    PyObject *ctx = PyThreadState_Get()->context;
+    PyObject *copy = NULL;
+    if (ctx != NULL) {
+        Py_ssize_t n = PyMapping_Size(ctx);
+        if (n < 0) {
+            return -1;
+        }
+        if (n > 0 && (copy = PyContext_Copy(ctx)) == NULL) {
+            return -1;
+        }
+    }
+    Py_XSETREF(st->context, copy);
+    return 0;
+}
+
 void
 sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void *arg)
 {

@@ -24,25 +24,25 @@ typedef struct SlFrameLink {
 } SlFrameLink;
 
 typedef struct SlPyState {
-    void *frame;             /* innermost interpreter frame (_PyInterpreterFrame *) */
-    void *cframe;            /* 3.11/3.12: tstate->cframe, which lives on the C stack */
-    void *chunk;             /* frame data stack: current chunk, top and limit */
+    void *frame;  /* innermost interpreter frame (_PyInterpreterFrame *) */
+    void *cframe; /* 3.11/3.12: tstate->cframe, which lives on the C stack */
+    void *chunk;  /* frame data stack: current chunk, top and limit */
     PyObject **chunk_top;
     PyObject **chunk_limit;
-    void *root_chunk;        /* the tasklet's own first chunk (not the main tasklet's) */
-    void *exc_info;          /* tstate->exc_info, NULL when it is &tstate->exc_state */
-    void *exc_previous;      /* tstate->exc_state.previous_item */
-    PyObject *exc_value;     /* owned: tstate->exc_state.exc_value */
-    PyObject *context;       /* owned: tstate->context */
-    PyObject **stack_top;    /* top of the innermost frame's value stack, if known */
-    int py_depth;            /* Python recursion depth */
-    int c_depth;             /* C recursion depth (3.12+) */
+    void *root_chunk;     /* the tasklet's own first chunk (not the main tasklet's) */
+    void *exc_info;       /* tstate->exc_info, NULL when it is &tstate->exc_state */
+    void *exc_previous;   /* tstate->exc_state.previous_item */
+    PyObject *exc_value;  /* owned: tstate->exc_state.exc_value */
+    PyObject *context;    /* owned: tstate->context */
+    PyObject **stack_top; /* top of the innermost frame's value stack, if known */
+    int py_depth;         /* Python recursion depth */
+    int c_depth;          /* C recursion depth (3.12+) */
     int trash_nesting;
     int tracing;
-    int nexposed;            /* entries used in `exposed` */
+    int nexposed; /* entries used in `exposed` */
     int exposed_capacity;
-    int frames_unsafe;       /* exposing failed: never walk this tasklet's frames */
-    SlFrameLink *exposed;    /* exposed_one, or a heap array when more are needed */
+    int frames_unsafe;    /* exposing failed: never walk this tasklet's frames */
+    SlFrameLink *exposed; /* exposed_one, or a heap array when more are needed */
     SlFrameLink exposed_one;
 } SlPyState;
 
@@ -61,9 +61,13 @@ void *sl_pystate_current_frame(PyThreadState *ts);
 /* --- the life of a tasklet --- */
 
 /* Before a tasklet's first run: give it its own small data-stack chunk, sized for the
-   callable it will run, and the context it starts in (a copy of the caller's, if any).
-   Returns 0, or -1 with MemoryError set. */
+   callable it will run. Returns 0, or -1 with MemoryError set. */
 int sl_pystate_prepare(SlPyState *st, PyObject *callable);
+
+/* The contextvars context a new tasklet will run in: a copy of the calling context (none
+   while that is empty, so that a fresh empty one is made only if the tasklet uses one).
+   Returns 0, or -1 with an exception set. */
+int sl_pystate_capture_context(SlPyState *st);
 
 /* Install a fresh state for the tasklet whose stack we are now on, then call body(arg).
    body must never return: a tasklet ends by switching away for good. */

@@ -227,7 +227,9 @@ after_switch(SlThread *th)
     Py_XDECREF(release);
 }
 
-static void
+/* Cold paths stay out of line so that they do not widen the frames every suspended
+   tasklet keeps on its saved stack. */
+__attribute__((noinline, cold)) static void
 call_schedule_callback(SlThread *th, SlTasklet *prev, SlTasklet *next)
 {
     PyObject *args[2] = {(PyObject *)prev, (PyObject *)next};
@@ -252,8 +254,7 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
     }
     PyThreadState *ts = th->tstate;
     sl_pystate_save(ts, &prev->pystate);
-    prev->pystate.stack_top =
-        th->call_frame == prev->pystate.frame ? th->call_top : NULL;
+    prev->pystate.stack_top = th->call_frame == prev->pystate.frame ? th->call_top : NULL;
     th->call_frame = NULL;
     th->switch_from = prev;
     th->switch_to = next;
@@ -261,15 +262,6 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
     th->release = release;
     th->ended = ends ? prev : NULL;
     th->current = next;
-    if (!ends && th->stack_base != NULL) {
-        /* Reserve the copy now, where failing is still allowed, so that saving inside the
-           switch rarely has to allocate. */
-        char here;
-        size_t estimate = (size_t)(th->stack_base - &here) + 512;
-        if (&here < th->stack_base && sl_stack_reserve(&prev->stack, estimate) < 0) {
-            Py_FatalError("stackless: out of memory while switching tasklets");
-        }
-    }
     sl_switch(th, on_save, on_restore);
     /* We are `prev` again, resumed by some other tasklet's transfer(). */
     sl_pystate_restore(ts, &prev->pystate);
@@ -325,9 +317,8 @@ sl_forget_started(SlTasklet *t)
 static PyObject *
 no_partner_error(SlTasklet *w)
 {
-    const char *msg = w->blocked > 0
-                          ? "the main tasklet is sending without a receiver available."
-                          : "the main tasklet is receiving without a sender available.";
+    const char *msg = w->blocked > 0 ? "the main tasklet is sending without a receiver available."
+                                     : "the main tasklet is receiving without a sender available.";
     PyObject *args = Py_BuildValue("(s)", msg);
     if (args == NULL) {
         return NULL;
@@ -356,7 +347,7 @@ wake_with(SlThread *th, SlTasklet *w, PyObject *bomb)
 
 /* The tasklet's function returned (result) or raised (NULL): settle the outcome, pick who
    runs next and leave for good. Runs on the dying tasklet's stack. */
-static void
+__attribute__((noinline)) static void
 end_current(SlThread *th, PyObject *result)
 {
     SlTasklet *t = th->current;
@@ -633,8 +624,7 @@ sl_kill_leftovers(SlThread *th)
     PyObject *exit_bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
     for (Py_ssize_t k = 0; k < i; k++) {
         SlTasklet *t = victims[k];
-        if (exit_bomb != NULL && sl_tasklet_alive(t) && t != th->current &&
-            t->thread == th) {
+        if (exit_bomb != NULL && sl_tasklet_alive(t) && t != th->current && t->thread == th) {
             PyObject *r = sl_throw(th, t, exit_bomb, 0);
             if (r == NULL) {
                 sl_pystate_write_unraisable("while killing a tasklet at exit", (PyObject *)t);

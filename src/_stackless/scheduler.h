@@ -17,20 +17,20 @@
 typedef struct SlThread {
     PyThreadState *tstate;
     unsigned long thread_id;
-    SlTasklet *main;      /* owned */
-    SlTasklet *current;   /* the running tasklet */
-    SlTasklet *head;      /* first in the run queue: current, unless it is leaving */
-    Py_ssize_t runcount;  /* tasklets in the run queue (it owns a reference to each) */
+    SlTasklet *main;       /* owned */
+    SlTasklet *current;    /* the running tasklet */
+    SlTasklet *head;       /* first in the run queue: current, unless it is leaving */
+    Py_ssize_t runcount;   /* tasklets in the run queue (it owns a reference to each) */
     SlTasklet **watchdogs; /* tasklets inside run(), innermost last (owned) */
     Py_ssize_t nwatchdogs, watchdogs_capacity;
     int switch_trap;
-    int in_callback;      /* a schedule or channel callback is running: no switching */
-    char *stack_base;     /* every tasklet's C stack lies below this address */
+    int in_callback;  /* a schedule or channel callback is running: no switching */
+    char *stack_base; /* every tasklet's C stack lies below this address */
     /* the switch in progress, read by the stack hooks and by the tasklet switched to */
     SlTasklet *switch_from, *switch_to;
-    int switch_ends;      /* switch_from has ended and will not resume */
-    SlTasklet *ended;     /* owned: to be cleaned up by the next tasklet to run */
-    PyObject *release;    /* owned: to be released by the next tasklet to run */
+    int switch_ends;   /* switch_from has ended and will not resume */
+    SlTasklet *ended;  /* owned: to be cleaned up by the next tasklet to run */
+    PyObject *release; /* owned: to be released by the next tasklet to run */
     /* where the arguments of the current tasklet's blocking call end, and in which frame */
     void *call_frame;
     PyObject **call_top;

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Grow (or shrink a much too large) copy buffer to hold `size` bytes. Sizes are rounded up
-   so that a context whose depth wobbles a little does not reallocate on every switch. */
+/* Grow (or shrink a much too large) copy buffer to hold `size` bytes. A context usually
+   suspends at the same depth every time, so the exact size (in 16-byte steps) is kept. */
 static int
 resize(SlStack *s, size_t size)
 {
-    size_t want = (size + 255) & ~(size_t)255;
+    size_t want = (size + 15) & ~(size_t)15;
     char *p = realloc(s->copy, want);
     if (p == NULL) {
         return -1;
@@ -17,15 +17,6 @@ resize(SlStack *s, size_t size)
     s->copy = p;
     s->capacity = want;
     return 0;
-}
-
-int
-sl_stack_reserve(SlStack *s, size_t size)
-{
-    if (size <= s->capacity) {
-        return 0;
-    }
-    return resize(s, size);
 }
 
 /* The copies read and write other contexts' frames, redzones included, which
@@ -61,6 +52,7 @@ sl_stack_save(SlStack *s, char *sp, char *base)
 {
     size_t size = sp < base ? (size_t)(base - sp) : 0;
     if (size > s->capacity || (s->capacity > 4096 && size < s->capacity / 4)) {
+        /* grow, or give back most of a buffer once needed for a deep stack */
         if (resize(s, size) < 0 && size > s->capacity) {
             return -1;
         }

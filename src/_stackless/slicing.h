@@ -23,10 +23,6 @@ typedef struct SlStack {
     size_t capacity; /* bytes allocated for copy */
 } SlStack;
 
-/* Make sure the copy can hold `size` bytes without allocating inside the switch.
-   Returns 0, or -1 if out of memory (nothing changed). */
-int sl_stack_reserve(SlStack *s, size_t size);
-
 /* Record sp and copy [sp, base) to the heap. Runs inside the switch: may only use malloc.
    Returns 0, or -1 if the copy could not be allocated. */
 int sl_stack_save(SlStack *s, char *sp, char *base);

@@ -137,15 +137,14 @@ make_pending(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
         return -1;
     }
     Py_CLEAR(t->kwargs);
-    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0 && (t->kwargs = PyDict_Copy(kwargs)) == NULL) {
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0 &&
+        (t->kwargs = PyDict_Copy(kwargs)) == NULL) {
         return -1;
     }
     /* Each tasklet runs in its own contextvars context, copied from its creator's. */
-    PyObject *ctx = PyContext_CopyCurrent();
-    if (ctx == NULL) {
+    if (sl_pystate_capture_context(&t->pystate) < 0) {
         return -1;
     }
-    Py_XSETREF(t->pystate.context, ctx);
     Py_CLEAR(t->tempval);
     t->state = SL_PENDING;
     return 0;
@@ -642,8 +641,9 @@ tasklet_reduce(SlTasklet *t, PyObject *unused)
     if (call == NULL) {
         return NULL;
     }
-    PyObject *r = Py_BuildValue("O()(iOiNOOOO)", Py_TYPE(t), flags, t->tempval ? t->tempval : Py_None,
-                                0, call, Py_None, Py_None, Py_None, Py_None);
+    PyObject *r =
+        Py_BuildValue("O()(iOiNOOOO)", Py_TYPE(t), flags, t->tempval ? t->tempval : Py_None, 0,
+                      call, Py_None, Py_None, Py_None, Py_None);
     return r;
 }
 
@@ -834,6 +834,12 @@ get_channel(SlTasklet *t, void *c)
 }
 
 static PyObject *
+get_stack_bytes(SlTasklet *t, void *c)
+{
+    return PyLong_FromSize_t(t->stack.sp ? t->stack.size : 0);
+}
+
+static PyObject *
 get_cstate(SlTasklet *t, void *c)
 {
     Py_RETURN_NONE; /* compat: no separate C-stack object here */
@@ -848,7 +854,8 @@ call_sys(const char *name, PyObject *arg)
     if (sys == NULL) {
         return NULL;
     }
-    PyObject *r = arg ? PyObject_CallMethod(sys, name, "O", arg) : PyObject_CallMethod(sys, name, NULL);
+    PyObject *r =
+        arg ? PyObject_CallMethod(sys, name, "O", arg) : PyObject_CallMethod(sys, name, NULL);
     Py_DECREF(sys);
     return r;
 }
@@ -909,6 +916,7 @@ static PyGetSetDef tasklet_getsets[] = {
     {"trace_function", (getter)get_trace_hook, (setter)set_trace_hook, NULL, NULL},
     {"profile_function", (getter)get_trace_hook, (setter)set_trace_hook, NULL, (void *)1},
     {"cstate", (getter)get_cstate, NULL, NULL},
+    {"_stack_bytes", (getter)get_stack_bytes, NULL, "bytes of C stack saved while suspended"},
     {"_channel", (getter)get_channel, NULL, "the channel it waits on"},
     {NULL},
 };

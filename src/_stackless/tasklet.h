@@ -17,9 +17,9 @@ struct SlChannel;
 struct SlThread;
 
 enum SlTaskletState {
-    SL_NEW = 0,  /* not alive: unbound, bound (tempval holds the callable) or dead */
-    SL_PENDING,  /* alive: its call is set up but it has never run */
-    SL_STARTED   /* alive: running, or suspended with a saved C stack */
+    SL_NEW = 0, /* not alive: unbound, bound (tempval holds the callable) or dead */
+    SL_PENDING, /* alive: its call is set up but it has never run */
+    SL_STARTED  /* alive: running, or suspended with a saved C stack */
 };
 
 typedef struct SlTasklet {
@@ -31,16 +31,16 @@ typedef struct SlTasklet {
     PyObject *func, *args, *kwargs; /* the pending call of an alive tasklet */
     PyObject *weakreflist;
     struct SlTasklet *started_next, *started_prev; /* the thread's started tasklets */
-    uint64_t serial;                /* creation order, for killing leftovers at exit */
-    int8_t blocked;                 /* +1 waiting to send, -1 waiting to receive */
-    uint8_t state;                  /* enum SlTaskletState */
+    uint64_t serial; /* creation order, for killing leftovers at exit */
+    int8_t blocked;  /* +1 waiting to send, -1 waiting to receive */
+    uint8_t state;   /* enum SlTaskletState */
     uint8_t in_runqueue;
     uint8_t is_main;
     uint8_t atomic;
     uint8_t ignore_nesting;
     uint8_t block_trap;
-    SlStack stack;                  /* the C stack while suspended */
-    SlPyState pystate;              /* the interpreter state while suspended */
+    SlStack stack;     /* the C stack while suspended */
+    SlPyState pystate; /* the interpreter state while suspended */
 } SlTasklet;
 
 int sl_tasklet_check(PyObject *o);
