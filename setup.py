@@ -23,6 +23,16 @@ SOURCES = [
     "src/_stackless/switch/switch_aarch64.S",
 ]
 
+HEADERS = [
+    "src/_stackless/channel.h",
+    "src/_stackless/module.h",
+    "src/_stackless/pystate.h",
+    "src/_stackless/scheduler.h",
+    "src/_stackless/slicing.h",
+    "src/_stackless/tasklet.h",
+    "src/_stackless/switch/switch.h",
+]
+
 compile_args = [
     "-std=c11",
     "-Wall",
@@ -34,13 +44,16 @@ compile_args = [
     "-fcf-protection=none",
 ]
 link_args = []
+flavour = "release"
 if os.environ.get("STACKLESS_DEBUG") or os.environ.get("STACKLESS_ASAN"):
     compile_args += ["-O0", "-g3", "-UNDEBUG"]
+    flavour = "debug"
 else:
     compile_args += ["-O2"]
 if os.environ.get("STACKLESS_ASAN"):
     compile_args += ["-fsanitize=address", "-fno-omit-frame-pointer"]
     link_args += ["-fsanitize=address"]
+    flavour = "asan"
 
 
 class BuildExt(build_ext):
@@ -57,9 +70,12 @@ setup(
             "_stackless",
             sources=SOURCES,
             include_dirs=["src/_stackless"],
+            depends=HEADERS,
             extra_compile_args=compile_args,
             extra_link_args=link_args,
         )
     ],
     cmdclass={"build_ext": BuildExt},
+    # objects of different flavours must never be mixed up
+    options={"build": {"build_base": "build/" + flavour}},
 )

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build the extension for the newest supported CPython found, then run a few of our users'
+# seed programs (from ../shared/seed-examples, when present) and examples/demo.py, which
+# ends with a 100,000-tasklet run.
+set -eu
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+shared=${STACKLESS_SHARED:-$repo/../shared}
+root=${PYENV_ROOT:-$HOME/.pyenv}
+py=""
+for v in 3.13 3.12 3.11; do
+    for p in "$root"/versions/"$v".*/bin/python"$v" "$(command -v "python$v" 2>/dev/null)"; do
+        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'import sys' 2>/dev/null; then py=$p; break 2; fi
+    done
+done
+[ -n "$py" ] || { echo "error: no CPython 3.11-3.13 found" >&2; exit 1; }
+v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+venv=$repo/.venvs/py$v
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+echo "=== building stackless for $("$py" -V)"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps \
+    --force-reinstall "$repo"
+
+if [ -d "$shared/seed-examples" ]; then
+    for name in hello round_robin cooperative producer_consumer bots; do
+        echo
+        echo "=== seed example $name.py"
+        (cd "$shared/seed-examples" && "$venv/bin/python" "$name.py" | tee /tmp/stackless-demo-$$.out)
+        if cmp -s /tmp/stackless-demo-$$.out "$shared/seed-examples/$name.expected"; then
+            echo "    (identical to what Stackless Python 3.7.5 printed)"
+        else
+            echo "    (DIFFERS from what Stackless Python 3.7.5 printed)"; exit 1
+        fi
+    done
+    rm -f /tmp/stackless-demo-$$.out
+fi
+echo
+echo "=== examples/demo.py"
+cd /tmp && exec "$venv/bin/python" "$repo/examples/demo.py"

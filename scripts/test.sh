@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Build the extension and run the whole test suite on every supported CPython.
+#
+#   scripts/test.sh                          3.11, 3.12 and 3.13; fails if one is missing
+#   STACKLESS_PYTHONS="3.12" scripts/test.sh  a subset
+#
+# For each version it makes (or reuses) the virtual environment .venvs/pyX.Y, installs pip,
+# setuptools and pytest there, builds and installs this package with pip, and runs pytest
+# over tests/ (which includes the seed examples and conformance probes of ../shared). Then
+# the debug build (-O0 -g, C assertions on) runs the suite once more on the newest version.
+# Exit status 0 only if every lane passed.
+set -u
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+versions=${STACKLESS_PYTHONS:-"3.11 3.12 3.13"}
+shared=${STACKLESS_SHARED:-$repo/../shared}
+export STACKLESS_SHARED=$shared
+
+if [ ! -d "$shared/seed-examples" ] || [ ! -d "$shared/conformance" ]; then
+    echo "error: $shared (seed examples, conformance probes) not found; set STACKLESS_SHARED" >&2
+    exit 2
+fi
+
+find_python() {  # print a working pythonX.Y, preferring pyenv's builds (they have headers)
+    local v=$1 p root=${PYENV_ROOT:-$HOME/.pyenv}
+    for p in "$root"/versions/"$v".*/bin/python"$v" "$(command -v "python$v" 2>/dev/null)"; do
+        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_h_filename())' 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# lane NAME PYTHON VENV [ENV...]: build, install and test in one virtual environment
+lane() {
+    local name=$1 py=$2 venv=$3
+    shift 3
+    echo "=== $name: $("$py" -VV | head -1)"
+    if [ ! -x "$venv/bin/python" ]; then
+        "$py" -m venv "$venv" || return 1
+    fi
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pytest || return 1
+    env "$@" "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
+        --no-deps --force-reinstall "$repo" || return 1
+    # run from outside the tree so that the installed package is what gets imported
+    (cd "$venv" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$repo/tests")
+}
+
+status=0
+results=()
+newest=""
+for v in $versions; do
+    if ! py=$(find_python "$v"); then
+        echo "error: Python $v not found (pyenv versions or python$v on PATH)" >&2
+        results+=("$v: MISSING")
+        status=1
+        continue
+    fi
+    newest=$py
+    if lane "CPython $v" "$py" "$repo/.venvs/py$v"; then
+        results+=("$v: passed")
+    else
+        results+=("$v: FAILED")
+        status=1
+    fi
+done
+
+if [ -n "$newest" ] && [ "${STACKLESS_SKIP_DEBUG:-0}" != 1 ]; then
+    v=$("$newest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if lane "CPython $v, debug build of the extension" "$newest" "$repo/.venvs/py$v-debug" STACKLESS_DEBUG=1; then
+        results+=("$v debug build: passed")
+    else
+        results+=("$v debug build: FAILED")
+        status=1
+    fi
+fi
+
+echo
+echo "=== summary"
+printf '  %s\n' "${results[@]}"
+exit $status
