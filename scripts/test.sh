@@ -7,8 +7,11 @@
 # For each version it makes (or reuses) the virtual environment .venvs/pyX.Y, installs pip,
 # setuptools and pytest there, builds and installs this package with pip, and runs pytest
 # over tests/ (which includes the seed examples and conformance probes of ../shared). Then
-# the debug build (-O0 -g, C assertions on) runs the suite once more on the newest version.
-# Exit status 0 only if every lane passed.
+# the debug build (-O0 -g, C assertions on) runs the suite once more on the newest version,
+# again under valgrind's memcheck (the tests that run in the pytest process; programs the
+# tests start as subprocesses run natively), and built with AddressSanitizer (subprocesses
+# too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Exit status 0 only if every
+# lane passed.
 set -u
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -44,8 +47,9 @@ lane() {
     env "$@" "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
         --no-deps --force-reinstall "$repo" || return 1
     # run from outside the tree so that the installed package is what gets imported
-    (cd "$venv" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$repo/tests")
+    (cd "$venv" && env "$@" $RUNNER "$venv/bin/python" -m pytest -q -p no:cacheprovider "$repo/tests")
 }
+RUNNER=""
 
 status=0
 results=()
@@ -73,6 +77,39 @@ if [ -n "$newest" ] && [ "${STACKLESS_SKIP_DEBUG:-0}" != 1 ]; then
     else
         results+=("$v debug build: FAILED")
         status=1
+    fi
+    asan=$(gcc -print-file-name=libasan.so)
+    if [ -f "$asan" ]; then
+        if lane "CPython $v, AddressSanitizer build" "$newest" "$repo/.venvs/py$v-asan" \
+            STACKLESS_ASAN=1 PYTHONMALLOC=malloc LD_PRELOAD="$asan" \
+            ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0; then
+            results+=("$v AddressSanitizer build: passed")
+        else
+            results+=("$v AddressSanitizer build: FAILED")
+            status=1
+        fi
+    else
+        results+=("AddressSanitizer runtime: MISSING (gcc's libasan)")
+        status=1
+    fi
+    if true; then
+        if ! command -v valgrind >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+            apt-get install -y -q valgrind >/dev/null 2>&1 || true
+        fi
+        if command -v valgrind >/dev/null; then
+            RUNNER="valgrind -q --error-exitcode=99 --leak-check=no"
+            if lane "CPython $v, debug build under valgrind" "$newest" "$repo/.venvs/py$v-debug" \
+                STACKLESS_DEBUG=1 PYTHONMALLOC=malloc; then
+                results+=("$v debug build under valgrind: passed")
+            else
+                results+=("$v debug build under valgrind: FAILED")
+                status=1
+            fi
+            RUNNER=""
+        else
+            results+=("valgrind: MISSING (install Debian's valgrind)")
+            status=1
+        fi
     fi
 fi
 

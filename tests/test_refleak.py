@@ -5,7 +5,12 @@ import gc
 import os
 import sys
 
+import pytest
+
 import stackless
+
+# AddressSanitizer quarantines freed memory, so RSS says nothing about leaks under it.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 
 def rss():
@@ -78,9 +83,11 @@ def test_cycles_do_not_leak():
     assert blocks1 - blocks0 < 100, (blocks0, blocks1)
     if refs0:
         assert refs1 - refs0 < 100, (refs0, refs1)
-    assert rss1 - rss0 < 2 * 1024 * 1024, (rss0, rss1)
+    if not UNDER_ASAN:
+        assert rss1 - rss0 < 2 * 1024 * 1024, (rss0, rss1)
 
 
+@pytest.mark.skipif(UNDER_ASAN, reason="RSS is meaningless under AddressSanitizer")
 def test_many_blocked_tasklets_killed_repeatedly_do_not_grow_rss():
     def round_trip():
         ch = stackless.channel()

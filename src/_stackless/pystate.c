@@ -418,15 +418,17 @@ sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void 
 static void
 free_chunks(SlPyState *st)
 {
+    /* Chunks CPython pushed on top of ours (frames that did not fit) came from its arena
+       allocator; a tasklet that ended normally has popped them all already. */
     _PyStackChunk *chunk = st->chunk;
-    PyObjectArenaAllocator arena;
-    PyObject_GetArenaAllocator(&arena);
-    while (chunk != NULL) {
-        _PyStackChunk *previous = chunk->previous;
-        if (chunk != st->root_chunk) {
+    if (chunk != NULL && chunk != st->root_chunk) {
+        PyObjectArenaAllocator arena;
+        PyObject_GetArenaAllocator(&arena);
+        while (chunk != NULL && chunk != st->root_chunk) {
+            _PyStackChunk *previous = chunk->previous;
             arena.free(arena.ctx, chunk, chunk->size);
+            chunk = previous;
         }
-        chunk = previous;
     }
     PyMem_RawFree(st->root_chunk);
     st->root_chunk = NULL;

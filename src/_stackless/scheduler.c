@@ -186,7 +186,7 @@ on_save(void *ctx, void *sp)
     }
     SlTasklet *from = th->switch_from;
     if (th->switch_ends) {
-        from->stack.sp = NULL;
+        sl_stack_abandon(&from->stack, sp, th->stack_base);
     }
     else if (sl_stack_save(&from->stack, sp, th->stack_base) < 0) {
         Py_FatalError("stackless: out of memory while saving a tasklet's stack");

@@ -31,6 +31,8 @@ resize(SlStack *s, size_t size)
 #endif
 
 #ifdef SL_ASAN
+#include <sanitizer/asan_interface.h>
+
 __attribute__((no_sanitize_address, noinline)) static void
 copy_bytes(char *dst, const char *src, size_t n)
 {
@@ -39,12 +41,18 @@ copy_bytes(char *dst, const char *src, size_t n)
         *d++ = *src++;
     }
 }
+
+/* The shadow of a suspended context's stack describes frames that never return (so their
+   redzones stay poisoned) while other contexts run over those bytes, and after a restore
+   it describes the frames of whoever ran there meanwhile: forget it both times. */
+#define SL_FORGET_SHADOW(p, n) __asan_unpoison_memory_region((p), (n))
 #else
 static inline void
 copy_bytes(char *dst, const char *src, size_t n)
 {
     memcpy(dst, src, n);
 }
+#define SL_FORGET_SHADOW(p, n) ((void)0)
 #endif
 
 int
@@ -60,13 +68,25 @@ sl_stack_save(SlStack *s, char *sp, char *base)
     s->sp = sp;
     s->size = size;
     copy_bytes(s->copy, sp, size);
+    SL_FORGET_SHADOW(sp, size); /* the next context will run over these frames */
     return 0;
+}
+
+void
+sl_stack_abandon(SlStack *s, char *sp, char *base)
+{
+    s->sp = NULL;
+    s->size = 0;
+    if (sp < base) {
+        SL_FORGET_SHADOW(sp, (size_t)(base - sp));
+    }
 }
 
 void
 sl_stack_restore(const SlStack *s)
 {
     copy_bytes(s->sp, s->copy, s->size);
+    SL_FORGET_SHADOW(s->sp, s->size);
 }
 
 void

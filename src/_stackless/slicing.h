@@ -27,6 +27,9 @@ typedef struct SlStack {
    Returns 0, or -1 if the copy could not be allocated. */
 int sl_stack_save(SlStack *s, char *sp, char *base);
 
+/* The context whose stack is [sp, base) ends and will never run again: nothing to keep. */
+void sl_stack_abandon(SlStack *s, char *sp, char *base);
+
 /* Copy the saved bytes back to [sp, sp + size). The caller's frame must lie below sp. */
 void sl_stack_restore(const SlStack *s);
 
