@@ -249,6 +249,8 @@ first_complete(SlPyState *st)
 
 /* ---- switching ---------------------------------------------------------------------- */
 
+static void learn_chunk_size(SlPyState *st);
+
 void *
 sl_pystate_current_frame(PyThreadState *ts)
 {
@@ -277,6 +279,9 @@ sl_pystate_save(PyThreadState *ts, SlPyState *st)
     int *trash = ts_trash_nesting(ts);
     st->trash_nesting = trash ? *trash : 0;
     st->tracing = ts->tracing;
+    if (st->chunk_code != NULL) {
+        learn_chunk_size(st);
+    }
 #if !defined(SL_PY311)
     expose_frames(st);
 #endif
@@ -315,43 +320,92 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
 
 /* ---- the life of a tasklet ---------------------------------------------------------- */
 
-/* Slack for the calls a fresh tasklet makes below its first frame, in words. A frame is
-   about ten words plus its locals and stack; three small calls fit without overflowing
-   into a 16 KiB chunk of CPython's own. */
+/* A tasklet's own data-stack chunk holds its frames while they fit; deeper calls overflow
+   into 16 KiB chunks of CPython's own, which CPython frees again when they return. A
+   small chunk keeps a blocked tasklet small, an overflow makes it big: so the size comes
+   from how many words earlier tasklets running the same code needed, measured at every
+   switch-out and kept in a small table keyed by code object (a stale or colliding entry
+   only misguides a size). The first tasklet of a function gets its frame plus room for
+   about three small calls. */
 #define SL_CHUNK_SLACK_WORDS 48
+#define SL_CHUNK_MARGIN_WORDS 8
+#define SL_CHUNK_MAX_WORDS 2048 /* CPython's own chunk is better beyond 16 KiB */
+#define SL_HINT_SLOTS 512
 
-static int
-callable_frame_words(PyObject *callable)
+typedef struct {
+    const void *code;
+    unsigned words;
+} ChunkHint;
+
+static ChunkHint chunk_hints[SL_HINT_SLOTS];
+
+static inline ChunkHint *
+chunk_hint(const void *code)
+{
+    return &chunk_hints[((uintptr_t)code >> 4) & (SL_HINT_SLOTS - 1)];
+}
+
+/* The chunk header and the skipped data[0] (see sl_pystate_run_new), in words. */
+#define SL_CHUNK_OVERHEAD_WORDS ((offsetof(_PyStackChunk, data) / sizeof(PyObject *)) + 1)
+
+static void
+learn_chunk_size(SlPyState *st)
+{
+    _PyStackChunk *root = st->root_chunk;
+    size_t used;
+    if (st->chunk == root) {
+        used = (size_t)(st->chunk_top - (PyObject **)root);
+    }
+    else {
+        used = 2 * root->size / sizeof(PyObject *); /* overflowed: try twice as much */
+    }
+    used += SL_CHUNK_MARGIN_WORDS;
+    if (used > SL_CHUNK_MAX_WORDS) {
+        used = SL_CHUNK_MAX_WORDS;
+    }
+    ChunkHint *h = chunk_hint(st->chunk_code);
+    if (h->code != st->chunk_code || h->words < used) {
+        h->code = st->chunk_code;
+        h->words = (unsigned)used;
+    }
+}
+
+static PyCodeObject *
+callable_code(PyObject *callable)
 {
     if (PyMethod_Check(callable)) {
         callable = PyMethod_GET_FUNCTION(callable);
     }
-    if (PyFunction_Check(callable)) {
-        PyCodeObject *code = (PyCodeObject *)PyFunction_GET_CODE(callable);
-        return (int)FRAME_SPECIALS_SIZE + code->co_nlocalsplus + code->co_stacksize;
-    }
-    return 0;
+    return PyFunction_Check(callable) ? (PyCodeObject *)PyFunction_GET_CODE(callable) : NULL;
 }
 
-int
-sl_pystate_prepare(SlPyState *st, PyObject *callable)
+/* The tasklet's own first chunk, sized for `callable`; NULL if out of memory (CPython then
+   allocates a chunk of its own when the first frame is pushed). */
+static _PyStackChunk *
+new_root_chunk(SlPyState *st, PyObject *callable)
 {
-    if (st->root_chunk != NULL) {
-        return 0;
+    PyCodeObject *code = callable_code(callable);
+    size_t words;
+    ChunkHint *h = code ? chunk_hint(code) : NULL;
+    if (h != NULL && h->code == code) {
+        words = h->words;
     }
-    /* header words + the skipped data[0] + the frame + slack, rounded to a cache line */
-    size_t words = 4 + (size_t)callable_frame_words(callable) + SL_CHUNK_SLACK_WORDS;
-    size_t size = (words * sizeof(PyObject *) + 63) & ~(size_t)63;
+    else {
+        size_t frame = code ? (size_t)FRAME_SPECIALS_SIZE + (size_t)code->co_nlocalsplus +
+                                  (size_t)code->co_stacksize
+                            : 0;
+        words = SL_CHUNK_OVERHEAD_WORDS + frame + SL_CHUNK_SLACK_WORDS;
+    }
+    size_t size = (words * sizeof(PyObject *) + 15) & ~(size_t)15;
     _PyStackChunk *chunk = PyMem_RawMalloc(size);
-    if (chunk == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (chunk != NULL) {
+        chunk->previous = NULL;
+        chunk->size = size;
+        chunk->top = 0;
+        st->chunk_code = code;
     }
-    chunk->previous = NULL;
-    chunk->size = size;
-    chunk->top = 0;
     st->root_chunk = chunk;
-    return 0;
+    return chunk;
 }
 
 int
@@ -373,7 +427,8 @@ sl_pystate_capture_context(SlPyState *st)
 }
 
 void
-sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void *arg)
+sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, void (*body)(void *),
+                   void *arg)
 {
 #if defined(SL_PY313)
     ts->current_frame = NULL;
@@ -386,7 +441,7 @@ sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void 
     cframe.previous = &ts->root_cframe;
     ts->cframe = &cframe;
 #endif
-    _PyStackChunk *chunk = st->root_chunk;
+    _PyStackChunk *chunk = new_root_chunk(st, callable);
     if (chunk != NULL) {
         /* A root chunk's first frame starts at data[1], so CPython never pops (frees) it. */
         ts->datastack_chunk = chunk;
@@ -432,6 +487,7 @@ free_chunks(SlPyState *st)
     }
     PyMem_RawFree(st->root_chunk);
     st->root_chunk = NULL;
+    st->chunk_code = NULL;
     st->chunk = NULL;
     st->chunk_top = NULL;
     st->chunk_limit = NULL;

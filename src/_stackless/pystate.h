@@ -29,14 +29,15 @@ typedef struct SlPyState {
     void *chunk;  /* frame data stack: current chunk, top and limit */
     PyObject **chunk_top;
     PyObject **chunk_limit;
-    void *root_chunk;     /* the tasklet's own first chunk (not the main tasklet's) */
-    void *exc_info;       /* tstate->exc_info, NULL when it is &tstate->exc_state */
-    void *exc_previous;   /* tstate->exc_state.previous_item */
-    PyObject *exc_value;  /* owned: tstate->exc_state.exc_value */
-    PyObject *context;    /* owned: tstate->context */
-    PyObject **stack_top; /* top of the innermost frame's value stack, if known */
-    int py_depth;         /* Python recursion depth */
-    int c_depth;          /* C recursion depth (3.12+) */
+    void *root_chunk;       /* the tasklet's own first chunk (not the main tasklet's) */
+    const void *chunk_code; /* code object its chunk was sized for (a key, not a reference) */
+    void *exc_info;         /* tstate->exc_info, NULL when it is &tstate->exc_state */
+    void *exc_previous;     /* tstate->exc_state.previous_item */
+    PyObject *exc_value;    /* owned: tstate->exc_state.exc_value */
+    PyObject *context;      /* owned: tstate->context */
+    PyObject **stack_top;   /* top of the innermost frame's value stack, if known */
+    int py_depth;           /* Python recursion depth */
+    int c_depth;            /* C recursion depth (3.12+) */
     int trash_nesting;
     int tracing;
     int nexposed; /* entries used in `exposed` */
@@ -60,18 +61,16 @@ void *sl_pystate_current_frame(PyThreadState *ts);
 
 /* --- the life of a tasklet --- */
 
-/* Before a tasklet's first run: give it its own small data-stack chunk, sized for the
-   callable it will run. Returns 0, or -1 with MemoryError set. */
-int sl_pystate_prepare(SlPyState *st, PyObject *callable);
-
 /* The contextvars context a new tasklet will run in: a copy of the calling context (none
    while that is empty, so that a fresh empty one is made only if the tasklet uses one).
    Returns 0, or -1 with an exception set. */
 int sl_pystate_capture_context(SlPyState *st);
 
-/* Install a fresh state for the tasklet whose stack we are now on, then call body(arg).
-   body must never return: a tasklet ends by switching away for good. */
-void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, void (*body)(void *), void *arg);
+/* Install a fresh state for the tasklet whose stack we are now on, with its own small frame
+   data-stack chunk sized for `callable`, then call body(arg). body must never return: a
+   tasklet ends by switching away for good. */
+void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, void (*body)(void *),
+                        void *arg);
 
 /* Free what a finished tasklet's state still holds. It may run Python code (DECREF). */
 void sl_pystate_release(SlPyState *st);

@@ -203,7 +203,7 @@ on_restore(void *ctx, void *sp)
     SlThread *th = ctx;
     SlTasklet *to = th->switch_to;
     if (to->stack.sp == NULL) {
-        sl_pystate_run_new(th->tstate, &to->pystate, tasklet_main, th);
+        sl_pystate_run_new(th->tstate, &to->pystate, to->func, tasklet_main, th);
     }
     sl_stack_restore(&to->stack);
     return NULL;

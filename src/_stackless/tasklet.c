@@ -128,9 +128,6 @@ discard_frames(SlTasklet *t)
 static int
 make_pending(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
 {
-    if (sl_pystate_prepare(&t->pystate, func) < 0) {
-        return -1;
-    }
     Py_XSETREF(t->func, Py_NewRef(func));
     Py_XSETREF(t->args, args ? Py_NewRef(args) : PyTuple_New(0));
     if (t->args == NULL) {
