@@ -42,6 +42,8 @@ compile_args = [
     "-Wno-cast-function-type",
     # stack copying cannot coexist with CET shadow stacks; never advertise them
     "-fcf-protection=none",
+    # only PyInit__stackless is exported
+    "-fvisibility=hidden",
 ]
 link_args = []
 flavour = "release"

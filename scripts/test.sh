@@ -10,8 +10,8 @@
 # the debug build (-O0 -g, C assertions on) runs the suite once more on the newest version,
 # again under valgrind's memcheck (the tests that run in the pytest process; programs the
 # tests start as subprocesses run natively), and built with AddressSanitizer (subprocesses
-# too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Exit status 0 only if every
-# lane passed.
+# too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Last, the extension is cross-
+# compiled for AArch64. Exit status 0 only if every lane passed.
 set -u
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -110,6 +110,16 @@ if [ -n "$newest" ] && [ "${STACKLESS_SKIP_DEBUG:-0}" != 1 ]; then
             results+=("valgrind: MISSING (install Debian's valgrind)")
             status=1
         fi
+    fi
+fi
+
+if [ -n "$newest" ]; then
+    echo "=== AArch64 cross-compile check"
+    if scripts/cross-check-aarch64.sh "$newest"; then
+        results+=("aarch64 cross build: passed")
+    else
+        results+=("aarch64 cross build: FAILED")
+        status=1
     fi
 fi
 
