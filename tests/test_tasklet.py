@@ -402,6 +402,18 @@ class TestPickling:
         t.kill()
 
 
+def test_compat_internals_exist_as_stubs():
+    for name in ("cstack", "cframe", "_wrap", "_pickle_moduledict", "_gc_track", "_gc_untrack",
+                 "test_cframe_nr", "test_outside", "_test_nostacklesscall"):
+        assert hasattr(stackless, name), name
+    with pytest.raises(TypeError):
+        stackless.cstack()
+    assert stackless._pickle_moduledict(stackless.__dict__) is stackless
+    assert stackless._test_nostacklesscall(max, 1, 2) == 2
+    stackless.test_cframe_nr(3)
+    assert stackless.runcount == 1
+
+
 def test_module_surface():
     assert stackless.tasklet.__module__ == "_stackless"
     assert stackless.channel.__name__ == "channel"

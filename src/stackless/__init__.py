@@ -49,6 +49,61 @@ __all__ = [
 ]
 
 
+# --- Stackless 3.7.5 implementation internals, kept as documented stubs ([compat]) --------
+
+
+class cstack:
+    """Stub: Stackless's C-stack object. Here a suspended tasklet's C stack is internal."""
+
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("cannot create 'stackless.cstack' instances")
+
+
+class cframe:
+    """Stub: Stackless's C-level frame type; this implementation has none."""
+
+    def __new__(cls, *args, **kwargs):
+        raise TypeError("cannot create 'stackless.cframe' instances")
+
+
+_wrap = _types.ModuleType("stackless._wrap", "Stub: Stackless's pickling wrapper types.")
+
+
+def _pickle_moduledict(module_dict):
+    """Stub: Stackless pickled a module's __dict__ as a reference to the module."""
+    for module in list(_sys.modules.values()):
+        if getattr(module, "__dict__", None) is module_dict:
+            return module
+    raise ValueError("not the __dict__ of an imported module")
+
+
+def _gc_track(obj):
+    """Stub: no effect (the collector tracks tasklets and channels itself)."""
+
+
+def _gc_untrack(obj):
+    """Stub: no effect (the collector tracks tasklets and channels itself)."""
+
+
+def test_cframe_nr(switches):
+    """Stub of a Stackless self-test: switches between two tasklets `switches` times."""
+    def spin():
+        for _ in range(switches):
+            schedule()
+    tasklet(spin)()
+    run()
+
+
+def test_outside():
+    """Stub of a Stackless self-test: runs the scheduler until nothing is runnable."""
+    run()
+
+
+def _test_nostacklesscall(func, *args, **kwargs):
+    """Stub: calls func; every call here is a hard switch anyway."""
+    return func(*args, **kwargs)
+
+
 class _StacklessModule(_types.ModuleType):
     """The type of the stackless module: a module with a few read-only properties."""
 
