@@ -357,6 +357,22 @@ mod_pickle_flags_default(PyObject *m, PyObject *args)
     return update_flags(&sl_state.pickle_flags_default, args, "|ll:pickle_flags_default");
 }
 
+/* ---- garbage collection ---------------------------------------------------------------- */
+
+static PyObject *
+mod_gc_callback(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs >= 1 && PyUnicode_Check(args[0])) {
+        if (PyUnicode_CompareWithASCIIString(args[0], "start") == 0) {
+            sl_gc_started();
+        }
+        else {
+            sl_gc_stopped();
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- interpreter exit -------------------------------------------------------------- */
 
 static PyObject *
@@ -401,6 +417,8 @@ static PyMethodDef module_methods[] = {
     {"pickle_flags_default", mod_pickle_flags_default, METH_VARARGS, NULL},
     {"_kill_leftovers", mod_kill_leftovers, METH_NOARGS,
      "kill the started tasklets still alive (run at interpreter exit)"},
+    {"_gc_callback", (PyCFunction)(void (*)(void))mod_gc_callback, METH_FASTCALL,
+     "entry in gc.callbacks: tells the scheduler when collections start and stop"},
     {NULL},
 };
 
@@ -464,15 +482,25 @@ init_state(PyObject *module)
 }
 
 static int
-register_exit_hook(PyObject *module)
+register_hooks(PyObject *module)
 {
     PyObject *atexit = PyImport_ImportModule("atexit");
     PyObject *hook = PyObject_GetAttrString(module, "_kill_leftovers");
     PyObject *r = atexit && hook ? PyObject_CallMethod(atexit, "register", "O", hook) : NULL;
     Py_XDECREF(atexit);
     Py_XDECREF(hook);
-    Py_XDECREF(r);
-    return r ? 0 : -1;
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *callbacks = gc ? PyObject_GetAttrString(gc, "callbacks") : NULL;
+    PyObject *cb = PyObject_GetAttrString(module, "_gc_callback");
+    int err = callbacks && cb ? PyList_Append(callbacks, cb) : -1;
+    Py_XDECREF(gc);
+    Py_XDECREF(callbacks);
+    Py_XDECREF(cb);
+    return err;
 }
 
 static int
@@ -498,7 +526,7 @@ module_exec(PyObject *module)
         PyModule_AddIntConstant(module, "PICKLEFLAGS_RESET_AG_FINALIZER", 4) < 0) {
         return -1;
     }
-    return register_exit_hook(module);
+    return register_hooks(module);
 }
 
 static PyModuleDef_Slot module_slots[] = {

@@ -61,6 +61,19 @@ frame_code_slot(Frame *f)
 #endif
 }
 
+/* Whether clearing a generator's frame also drops the frame's code reference. On 3.12+ a
+   generator keeps its code only in its frame, and gen_dealloc releases it even after the
+   frame was cleared; 3.11 generators hold their own reference (gi_code). */
+static inline int
+cleared_gen_frame_keeps_code(void)
+{
+#if defined(SL_PY311)
+    return 0;
+#else
+    return 1;
+#endif
+}
+
 /* A frame that lives inside an eval-loop activation on the C stack (3.12+), or, on 3.11,
    the first frame of such an activation (which lives in the data stack). */
 static inline int
@@ -426,9 +439,15 @@ sl_pystate_capture_context(SlPyState *st)
     return 0;
 }
 
+int
+sl_pystate_c_depth(PyThreadState *ts)
+{
+    return ts_c_depth(ts);
+}
+
 void
-sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, void (*body)(void *),
-                   void *arg)
+sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
+                   void (*body)(void *), void *arg)
 {
 #if defined(SL_PY313)
     ts->current_frame = NULL;
@@ -459,7 +478,7 @@ sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, void (*
     ts->context = st->context;
     st->context = NULL;
     ts->context_ver++;
-    ts_set_depths(ts, 0, 0);
+    ts_set_depths(ts, 0, c_depth);
     int *trash = ts_trash_nesting(ts);
     if (trash) {
         *trash = 0;
@@ -610,6 +629,9 @@ hand_frame_to_object(Frame *f, int n)
     copy->stacktop = n;
     copy->owner = FRAME_OWNED_BY_FRAME_OBJECT;
     fo->f_frame = copy;
+    if (f->owner == FRAME_OWNED_BY_GENERATOR && cleared_gen_frame_keeps_code()) {
+        Py_INCREF(*frame_code_slot(copy)); /* the generator keeps its own */
+    }
     if (!PyObject_GC_IsTracked((PyObject *)fo)) {
         PyObject_GC_Track((PyObject *)fo);
     }
@@ -642,8 +664,10 @@ discard_frame(SlPyState *st, Frame *f, Garbage *g)
     f->f_locals = NULL;
     garbage_add(g, *frame_func_slot(f));
     *frame_func_slot(f) = NULL;
-    garbage_add(g, *frame_code_slot(f));
-    *frame_code_slot(f) = NULL;
+    if (f->owner != FRAME_OWNED_BY_GENERATOR || !cleared_gen_frame_keeps_code()) {
+        garbage_add(g, *frame_code_slot(f));
+        *frame_code_slot(f) = NULL;
+    }
 }
 
 void

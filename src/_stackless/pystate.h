@@ -67,10 +67,14 @@ void *sl_pystate_current_frame(PyThreadState *ts);
 int sl_pystate_capture_context(SlPyState *st);
 
 /* Install a fresh state for the tasklet whose stack we are now on, with its own small frame
-   data-stack chunk sized for `callable`, then call body(arg). body must never return: a
+   data-stack chunk sized for `callable`, Python recursion depth 0 and C recursion depth
+   c_depth (where its C stack starts), then call body(arg). body must never return: a
    tasklet ends by switching away for good. */
-void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, void (*body)(void *),
-                        void *arg);
+void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
+                        void (*body)(void *), void *arg);
+
+/* The running context's C recursion depth (0 where the version has no separate counter). */
+int sl_pystate_c_depth(PyThreadState *ts);
 
 /* Free what a finished tasklet's state still holds. It may run Python code (DECREF). */
 void sl_pystate_release(SlPyState *st);

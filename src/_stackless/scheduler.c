@@ -12,6 +12,7 @@
 #include "module.h"
 #include "switch/switch.h"
 
+#include <pthread.h>
 #include <pythread.h>
 #include <stdint.h>
 
@@ -131,6 +132,12 @@ is_floating(SlTasklet *t)
 int
 sl_check_switch(SlThread *th)
 {
+    if (th->gc_unsafe) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot switch tasklets during a garbage collection that runs inside a "
+                        "tasklet");
+        return -1;
+    }
     if (th->in_callback) {
         PyErr_SetString(PyExc_RuntimeError,
                         "cannot switch tasklets inside a schedule or channel callback");
@@ -174,16 +181,40 @@ sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t
 
 static void tasklet_main(void *arg);
 
+/* The first switch of a thread goes from its main tasklet to a new one: from now on every
+   tasklet runs below a base a little deeper than main is now, so that main at its usual
+   depth, and whatever it keeps on its stack, stays above all tasklets' stacks (a garbage
+   collection's working lists, for one; see sl_gc_started). The headroom is small next to
+   the thread's stack, and taken from what the thread has left. */
+#define SL_BASE_HEADROOM (64 * 1024)
+
+static void
+choose_stack_base(SlThread *th)
+{
+    char here;
+    char *sp = &here;
+    size_t headroom = SL_BASE_HEADROOM;
+    pthread_attr_t attr;
+    void *low;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &low, &size) == 0 && (char *)low < sp) {
+            size_t left = (size_t)(sp - (char *)low);
+            if (headroom > left / 8) {
+                headroom = left / 8;
+            }
+        }
+        pthread_attr_destroy(&attr);
+    }
+    th->stack_base = (char *)(((uintptr_t)(sp - headroom)) & ~(uintptr_t)15);
+    th->c_depth_base = sl_pystate_c_depth(th->tstate);
+}
+
 /* Runs on the outgoing stack: keep its bytes, then say where the target's stack is. */
 static void *
 on_save(void *ctx, void *sp)
 {
     SlThread *th = ctx;
-    if (th->stack_base == NULL) {
-        /* The first switch of the thread goes from its main tasklet to a new one: from now
-           on every tasklet runs below the point where main was. */
-        th->stack_base = sp;
-    }
     SlTasklet *from = th->switch_from;
     if (th->switch_ends) {
         sl_stack_abandon(&from->stack, sp, th->stack_base);
@@ -203,7 +234,7 @@ on_restore(void *ctx, void *sp)
     SlThread *th = ctx;
     SlTasklet *to = th->switch_to;
     if (to->stack.sp == NULL) {
-        sl_pystate_run_new(th->tstate, &to->pystate, to->func, tasklet_main, th);
+        sl_pystate_run_new(th->tstate, &to->pystate, to->func, th->c_depth_base, tasklet_main, th);
     }
     sl_stack_restore(&to->stack);
     return NULL;
@@ -262,6 +293,9 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
     th->release = release;
     th->ended = ends ? prev : NULL;
     th->current = next;
+    if (th->stack_base == NULL) {
+        choose_stack_base(th);
+    }
     sl_switch(th, on_save, on_restore);
     /* We are `prev` again, resumed by some other tasklet's transfer(). */
     sl_pystate_restore(ts, &prev->pystate);
@@ -404,6 +438,8 @@ end_current(SlThread *th, PyObject *result)
         next = t->next;
     }
     sl_rq_unlink(th, t);
+    /* It is dead from now on, also for a schedule callback running in the last switch. */
+    t->state = SL_NEW;
     transfer(th, next, NULL, 1);
     Py_UNREACHABLE();
 }
@@ -590,6 +626,81 @@ sl_block_leave(SlThread *th)
         sl_rq_append(th, next);
     }
     return next;
+}
+
+/* ---- garbage collection ---------------------------------------------------------------- */
+
+/* CPython's collector links the objects it works on into lists whose heads are locals of
+   its C frames, and the objects point back at those heads. A tasklet that runs while such a
+   frame lies in the stack region tasklets share would overwrite the heads, and anything it
+   does to those objects would corrupt the lists. So if a collection starts near or below
+   the stack base, no tasklet may run until it ends: finalisers queue their kills instead,
+   and the queue is drained when the collection stops. A collection started by the main
+   tasklet at its usual depth is well above the base and may switch freely. */
+#define SL_GC_MARGIN (16 * 1024)
+
+void
+sl_gc_started(void)
+{
+    SlThread *th = sl_tls;
+    if (th != NULL && th->stack_base != NULL) {
+        char here;
+        th->gc_unsafe = &here < th->stack_base + SL_GC_MARGIN;
+    }
+}
+
+static void
+kill_now(SlThread *th, SlTasklet *t)
+{
+    /* It may catch TaskletExit and suspend again; try a few times. */
+    for (int attempt = 0; attempt < 10 && t->state == SL_STARTED && t != th->current; attempt++) {
+        PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
+        PyObject *r = bomb ? sl_throw(th, t, bomb, 0) : NULL;
+        Py_XDECREF(bomb);
+        if (r == NULL) {
+            sl_pystate_write_unraisable("while killing an unreachable tasklet", (PyObject *)t);
+            break;
+        }
+        Py_DECREF(r);
+    }
+}
+
+void
+sl_kill_unreachable(SlThread *th, SlTasklet *t)
+{
+    if (!th->gc_unsafe) {
+        kill_now(th, t);
+        return;
+    }
+    if (th->nkills == th->kills_capacity) {
+        Py_ssize_t cap = th->kills_capacity ? th->kills_capacity * 2 : 16;
+        SlTasklet **k = PyMem_RawRealloc(th->kills, sizeof(SlTasklet *) * (size_t)cap);
+        if (k == NULL) {
+            return; /* it will be dropped without running instead */
+        }
+        th->kills = k;
+        th->kills_capacity = cap;
+    }
+    th->kills[th->nkills++] = (SlTasklet *)Py_NewRef(t); /* resurrected until then */
+}
+
+void
+sl_gc_stopped(void)
+{
+    SlThread *th = sl_tls;
+    if (th == NULL) {
+        return;
+    }
+    th->gc_unsafe = 0;
+    while (th->nkills > 0) {
+        SlTasklet *t = th->kills[--th->nkills];
+        PyObject *saved = sl_pystate_fetch_error();
+        if (t->state == SL_STARTED && t->thread == th && !t->is_main && t != th->current) {
+            kill_now(th, t);
+        }
+        sl_pystate_restore_error(saved);
+        Py_DECREF(t);
+    }
 }
 
 /* ---- interpreter exit --------------------------------------------------------------- */

@@ -24,8 +24,12 @@ typedef struct SlThread {
     SlTasklet **watchdogs; /* tasklets inside run(), innermost last (owned) */
     Py_ssize_t nwatchdogs, watchdogs_capacity;
     int switch_trap;
-    int in_callback;  /* a schedule or channel callback is running: no switching */
-    char *stack_base; /* every tasklet's C stack lies below this address */
+    int in_callback;   /* a schedule or channel callback is running: no switching */
+    char *stack_base;  /* every tasklet's C stack lies below this address */
+    int c_depth_base;  /* the C recursion depth at the stack base: where tasklets start */
+    int gc_unsafe;     /* a collection runs with its lists near or below the stack base */
+    SlTasklet **kills; /* owned: unreachable tasklets to kill once that collection ends */
+    Py_ssize_t nkills, kills_capacity;
     /* the switch in progress, read by the stack hooks and by the tasklet switched to */
     SlTasklet *switch_from, *switch_to;
     int switch_ends;   /* switch_from has ended and will not resume */
@@ -102,6 +106,14 @@ PyObject *sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *ar
 /* Kill every started, unfinished tasklet of the calling thread, in creation order
    (interpreter exit). */
 int sl_kill_leftovers(SlThread *th);
+
+/* A garbage collection starts / stopped in the calling thread (gc.callbacks). */
+void sl_gc_started(void);
+void sl_gc_stopped(void);
+
+/* Kill an unreachable suspended tasklet (its finaliser): now, or when the collection in
+   progress ends if switching is unsafe until then. */
+void sl_kill_unreachable(SlThread *th, SlTasklet *t);
 
 /* Tasklet bookkeeping for the object layer. */
 void sl_forget_started(SlTasklet *t);

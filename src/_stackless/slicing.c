@@ -59,16 +59,28 @@ int
 sl_stack_save(SlStack *s, char *sp, char *base)
 {
     size_t size = sp < base ? (size_t)(base - sp) : 0;
-    if (size > s->capacity || (s->capacity > 4096 && size < s->capacity / 4)) {
-        /* grow, or give back most of a buffer once needed for a deep stack */
-        if (resize(s, size) < 0 && size > s->capacity) {
+    if (size > s->capacity) {
+        if (resize(s, size) < 0) {
             return -1;
+        }
+    }
+    else if (s->capacity > 4096 && size < s->capacity / 4) {
+        /* give back most of a buffer once needed for a deep stack (keeping it on failure) */
+        if (size == 0) {
+            free(s->copy);
+            s->copy = NULL;
+            s->capacity = 0;
+        }
+        else {
+            (void)resize(s, size);
         }
     }
     s->sp = sp;
     s->size = size;
-    copy_bytes(s->copy, sp, size);
-    SL_FORGET_SHADOW(sp, size); /* the next context will run over these frames */
+    if (size) {
+        copy_bytes(s->copy, sp, size);
+        SL_FORGET_SHADOW(sp, size); /* the next context will run over these frames */
+    }
     return 0;
 }
 
@@ -85,8 +97,10 @@ sl_stack_abandon(SlStack *s, char *sp, char *base)
 void
 sl_stack_restore(const SlStack *s)
 {
-    copy_bytes(s->sp, s->copy, s->size);
-    SL_FORGET_SHADOW(s->sp, s->size);
+    if (s->size) {
+        copy_bytes(s->sp, s->copy, s->size);
+        SL_FORGET_SHADOW(s->sp, s->size);
+    }
 }
 
 void

@@ -985,7 +985,7 @@ tasklet_clear(SlTasklet *t)
 }
 
 /* An unreachable started tasklet is killed: TaskletExit is raised in it so that its
-   finally blocks run. It may catch TaskletExit and block again; try a few times. */
+   finally blocks run (see sl_kill_unreachable). */
 static void
 tasklet_finalize(SlTasklet *t)
 {
@@ -994,16 +994,7 @@ tasklet_finalize(SlTasklet *t)
         return;
     }
     PyObject *saved = sl_pystate_fetch_error();
-    for (int attempt = 0; attempt < 10 && is_suspended(t); attempt++) {
-        PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
-        PyObject *r = bomb ? sl_throw(th, t, bomb, 0) : NULL;
-        Py_XDECREF(bomb);
-        if (r == NULL) {
-            sl_pystate_write_unraisable("while killing an unreachable tasklet", (PyObject *)t);
-            break;
-        }
-        Py_DECREF(r);
-    }
+    sl_kill_unreachable(th, t);
     sl_pystate_restore_error(saved);
 }
 

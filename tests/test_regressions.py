@@ -1,0 +1,204 @@
+"""Programs that once crashed the interpreter (found by adversarial testing). Each runs in a
+fresh interpreter, so a regression fails its test instead of the whole run."""
+import pytest
+
+from conftest import run_python
+
+
+def ok(source, *, expect=None, timeout=120):
+    proc = run_python(source, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if expect is not None:
+        assert proc.stdout == expect
+    return proc
+
+
+def test_collection_inside_a_tasklet_kills_after_it_ends():
+    # The collector's working lists live on its C stack; a tasklet killed while they do
+    # would overwrite them. Kills wait for the end of the collection instead.
+    ok("""
+        import gc, stackless
+        log = []
+        def victim(box):
+            a = [box]; b = {"x": box}  # noqa
+            try:
+                stackless.schedule_remove()
+            finally:
+                log.append("finally")
+        def make_garbage(n):
+            for i in range(n):
+                box = [[] for _ in range(i % 5)]
+                t = stackless.tasklet(victim)(box)
+                box.append(t)          # cycle: t -> frame -> box -> t
+                t.run()
+        def collector():
+            for i in range(30):
+                make_garbage(i % 7 + 1)
+                gc.collect()
+        gc.disable()
+        stackless.tasklet(collector)()
+        stackless.run()
+        print(len(log))
+    """, expect="%d\n" % sum(i % 7 + 1 for i in range(30)))
+
+
+def test_collection_in_main_below_the_stack_base():
+    ok("""
+        import gc, stackless
+        log = []
+        def victim(box):
+            try:
+                stackless.schedule_remove()
+            finally:
+                log.append(1)
+        stackless.tasklet(lambda: None)()
+        stackless.run()
+        def deeper():
+            for i in range(20):
+                box = []
+                t = stackless.tasklet(victim)(box)
+                box.append(t)
+                t.run()
+                del t, box
+                gc.collect()
+        def nest(n):
+            return deeper() if n == 0 else sorted([1], key=lambda v: nest(n - 1) or v)
+        nest(200)    # C frames: far below where the first switch happened
+        print(len(log))
+    """, expect="20\n")
+
+
+def test_switching_is_refused_during_a_collection_in_a_tasklet():
+    proc = ok("""
+        import gc, sys, stackless
+        errors = []
+        class Switcher:
+            def __del__(self):
+                try:
+                    stackless.schedule()
+                except RuntimeError as e:
+                    errors.append(str(e))
+        def body():
+            for _ in range(3):
+                a = Switcher(); a.self = a
+                del a
+                gc.collect()
+        stackless.tasklet(body)()
+        stackless.tasklet(lambda: None)()
+        stackless.run()
+        print(errors[0] if errors else "no error")
+    """)
+    assert "garbage collection" in proc.stdout
+
+
+def test_tasklet_started_deep_in_c_recursion_gets_what_is_left():
+    # 3.13's C recursion limit (10000) assumes the whole thread stack; a tasklet whose
+    # stack starts deep in main's C recursion must get a RecursionError, not a segfault.
+    ok("""
+        import sys, stackless
+        def nest(n, inner):
+            for _ in range(n):
+                inner = [inner]
+            return inner
+        def body():
+            try:
+                repr(nest(9000, None))
+            except RecursionError:
+                pass
+        class Switcher:
+            def __repr__(self):
+                stackless.tasklet(body)()
+                stackless.run()
+                return "S"
+        try:
+            repr(nest(9000, Switcher()))
+        except RecursionError:
+            pass
+        print("done")
+    """, expect="done\n")
+
+
+def test_main_saving_nothing_after_saving_a_lot():
+    ok("""
+        import stackless
+        def nop():
+            pass
+        def deep(n):
+            if n == 0:
+                stackless.tasklet(nop)(); stackless.run()
+            else:
+                sorted([1], key=lambda v: deep(n - 1) or v)
+        stackless.tasklet(nop)(); stackless.run()
+        for _ in range(3):
+            deep(40)
+            stackless.tasklet(nop)(); stackless.run()
+        print("survived")
+    """, expect="survived\n")
+
+
+def test_schedule_callback_cannot_revive_an_ending_tasklet():
+    ok("""
+        import stackless
+        def cb(prev, next):
+            if prev is not None and not prev.is_main and prev.alive:
+                prev.insert()
+        stackless.set_schedule_callback(cb)
+        t = stackless.tasklet(lambda: None)()
+        stackless.run()
+        stackless.set_schedule_callback(None)
+        stackless.run()
+        print(t.alive, t.scheduled, stackless.runcount)
+    """, expect="False False 1\n")
+
+
+@pytest.mark.parametrize("keep_frame", [False, True])
+def test_dropping_a_tasklet_suspended_inside_a_generator(keep_frame):
+    ok("""
+        import gc, sys, stackless
+        keep = []
+        def gen():
+            for i in range(100):
+                yield i
+            if %r:
+                keep.append(sys._getframe())   # a frame object outliving the tasklet
+            stackless.schedule_remove()
+            yield 1
+        def f(g):
+            for x in g:
+                pass
+        for i in range(10):
+            g = gen()
+            t = stackless.tasklet(f)(g)
+            stackless.run()
+            if t.nesting_level == 0:
+                t.bind(None)       # drops the frames, the generator's among them
+            else:
+                t.kill()           # 3.11: the generator runs through C
+            del g, t
+            keep.clear()
+        gc.collect()
+        print(sys.getrefcount(gen.__code__) < 10, gen.__code__.co_name)
+    """ % keep_frame, expect="True gen\n")
+
+
+def test_tasklet_refusing_to_die_inside_a_generator_is_dropped():
+    ok("""
+        import gc, stackless
+        def gen():
+            for i in range(100):
+                yield i
+            while True:
+                try:
+                    stackless.schedule_remove()
+                except TaskletExit:
+                    pass
+            yield
+        def f():
+            for x in gen():
+                pass
+        t = stackless.tasklet(f)()
+        stackless.run()
+        del t
+        gc.collect()
+        print("survived")
+    """, expect="survived\n")
