@@ -128,11 +128,7 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     if (id == -1 || (unsigned long)id == th->thread_id) {
         return Py_BuildValue("(OOn)", th->main, th->current, th->runcount);
     }
-    PyObject *ids = sl_pystate_thread_ids();
-    PyObject *key = PyLong_FromLongLong(id);
-    int known = ids && key ? PySequence_Contains(ids, key) : -1;
-    Py_XDECREF(ids);
-    Py_XDECREF(key);
+    int known = sl_thread_exists((unsigned long)id);
     if (known < 0) {
         return NULL;
     }

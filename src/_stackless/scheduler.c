@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <pythread.h>
 #include <stdint.h>
+#include <string.h>
 
 static _Thread_local SlThread *sl_tls;
 
@@ -188,7 +189,7 @@ static void tasklet_main(void *arg);
    the thread's stack, and taken from what the thread has left. */
 #define SL_BASE_HEADROOM (64 * 1024)
 
-static void
+__attribute__((noinline, cold)) static void
 choose_stack_base(SlThread *th)
 {
     char here;
@@ -626,6 +627,49 @@ sl_block_leave(SlThread *th)
         sl_rq_append(th, next);
     }
     return next;
+}
+
+/* ---- dropping a suspended tasklet ------------------------------------------------------ */
+
+void
+sl_discard(SlTasklet *t)
+{
+    SlThread *th = t->thread;
+    if (t->channel != NULL) {
+        sl_channel_unblock(t);
+        Py_DECREF(t);
+    }
+    if (t->in_runqueue && th != NULL) {
+        sl_rq_unlink(th, t);
+        Py_DECREF(t);
+    }
+    for (Py_ssize_t i = 0; th != NULL && i < th->nwatchdogs; i++) {
+        if (th->watchdogs[i] == t) {
+            memmove(&th->watchdogs[i], &th->watchdogs[i + 1],
+                    sizeof(SlTasklet *) * (size_t)(th->nwatchdogs - i - 1));
+            th->nwatchdogs--;
+            Py_DECREF(t);
+            break;
+        }
+    }
+    sl_forget_started(t);
+    t->state = SL_NEW;
+    sl_stack_release(&t->stack);
+    sl_pystate_discard(&t->pystate);
+}
+
+int
+sl_thread_exists(unsigned long id)
+{
+    PyObject *ids = sl_pystate_thread_ids();
+    if (ids == NULL) {
+        return -1;
+    }
+    PyObject *key = PyLong_FromUnsignedLong(id);
+    int found = key ? PySequence_Contains(ids, key) : -1;
+    Py_XDECREF(key);
+    Py_DECREF(ids);
+    return found;
 }
 
 /* ---- garbage collection ---------------------------------------------------------------- */

@@ -115,6 +115,14 @@ void sl_gc_stopped(void);
    progress ends if switching is unsafe until then. */
 void sl_kill_unreachable(SlThread *th, SlTasklet *t);
 
+/* Forget a suspended tasklet's frames and C stack without running any of its code
+   (re-binding, or a tasklet that cannot be killed): it leaves every queue and the watchdog
+   stack and is not alive any more. */
+void sl_discard(SlTasklet *t);
+
+/* Whether a thread of the calling interpreter has ident `id` (-1 with an exception set). */
+int sl_thread_exists(unsigned long id);
+
 /* Tasklet bookkeeping for the object layer. */
 void sl_forget_started(SlTasklet *t);
 

@@ -83,45 +83,6 @@ nesting_level(SlTasklet *t)
     return sl_pystate_nesting_level(ts, is_current(t) ? NULL : &t->pystate);
 }
 
-/* ---- dropping a suspended tasklet's frames ------------------------------------------ */
-
-static void
-leave_watchdog_stack(SlThread *th, SlTasklet *t)
-{
-    for (Py_ssize_t i = 0; i < th->nwatchdogs; i++) {
-        if (th->watchdogs[i] == t) {
-            memmove(&th->watchdogs[i], &th->watchdogs[i + 1],
-                    sizeof(SlTasklet *) * (size_t)(th->nwatchdogs - i - 1));
-            th->nwatchdogs--;
-            Py_DECREF(t);
-            return;
-        }
-    }
-}
-
-/* Forget a suspended tasklet's frames and C stack without running them (re-binding,
-   finalising a tasklet that cannot be killed). It becomes not alive. */
-static void
-discard_frames(SlTasklet *t)
-{
-    SlThread *th = t->thread;
-    if (t->channel != NULL) {
-        sl_channel_unblock(t);
-        Py_DECREF(t);
-    }
-    if (t->in_runqueue && th != NULL) {
-        sl_rq_unlink(th, t);
-        Py_DECREF(t);
-    }
-    if (th != NULL) {
-        leave_watchdog_stack(th, t);
-    }
-    sl_forget_started(t);
-    t->state = SL_NEW;
-    sl_stack_release(&t->stack);
-    sl_pystate_discard(&t->pystate);
-}
-
 /* ---- binding ------------------------------------------------------------------------ */
 
 /* Set up the pending call func(*args, **kwargs); the tasklet becomes alive. */
@@ -204,7 +165,7 @@ do_bind(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
     }
     Py_XINCREF(callable);
     if (t->state == SL_STARTED) {
-        discard_frames(t);
+        sl_discard(t);
     }
     Py_CLEAR(t->func);
     Py_CLEAR(t->args);
@@ -539,25 +500,6 @@ tasklet_set_ignore_nesting(SlTasklet *t, PyObject *flag)
 
 /* ---- threads ---------------------------------------------------------------------- */
 
-static int
-thread_exists(unsigned long id)
-{
-    PyObject *ids = sl_pystate_thread_ids();
-    if (ids == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *key = PyLong_FromUnsignedLong(id);
-    int found = key ? PySequence_Contains(ids, key) : -1;
-    Py_XDECREF(key);
-    Py_DECREF(ids);
-    if (found < 0) {
-        PyErr_Clear();
-        return 0;
-    }
-    return found;
-}
-
 static PyObject *
 tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -596,7 +538,8 @@ tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     unsigned long target = id == -1 ? th->thread_id : (unsigned long)id;
-    if (!thread_exists(target)) {
+    if (sl_thread_exists(target) <= 0) {
+        PyErr_Clear();
         PyErr_SetString(PyExc_ValueError, "bad thread");
         return NULL;
     }
@@ -972,7 +915,7 @@ static int
 tasklet_clear(SlTasklet *t)
 {
     if (is_suspended(t)) {
-        discard_frames(t);
+        sl_discard(t);
     }
     else if (t->state != SL_STARTED) {
         sl_pystate_release(&t->pystate);
@@ -1012,7 +955,7 @@ tasklet_dealloc(SlTasklet *t)
         PyObject_ClearWeakRefs((PyObject *)t);
     }
     if (is_suspended(t)) {
-        discard_frames(t);
+        sl_discard(t);
     }
     sl_forget_started(t);
     sl_stack_release(&t->stack);
