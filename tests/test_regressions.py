@@ -202,3 +202,122 @@ def test_tasklet_refusing_to_die_inside_a_generator_is_dropped():
         gc.collect()
         print("survived")
     """, expect="survived\n")
+
+
+def test_a_call_that_did_not_switch_leaves_nothing_behind():
+    # A schedule() that had nothing to switch to, then a block in `for x in ch` at the
+    # same frame address: the GC and bind() must not use the stale call's stack top.
+    ok("""
+        import gc, stackless
+        class Big: pass
+        def g(*a): pass
+        def a(): g(Big(), Big(), Big(), Big(), Big(), Big(), stackless.schedule())
+        def b(ch):
+            for x in ch:
+                if x is None: g(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+        def body(ch): a(); b(ch)
+        ch = stackless.channel()
+        t = stackless.tasklet(body)(ch); stackless.run()
+        junk = [[] for i in range(1000)]
+        gc.collect(); del ch, t; gc.collect()
+        t = stackless.tasklet(body)(stackless.channel()); stackless.run()
+        t.kill()
+        print("survived")
+    """, expect="survived\n")
+
+
+def test_tasklet_switched_away_while_starting():
+    # Releasing the previous tasklet runs a weakref callback in the new one, which switches.
+    ok("""
+        import stackless, weakref
+        main = stackless.getmain()
+        def cb(r):
+            main.switch()
+        def short():
+            pass
+        t = stackless.tasklet(short)()
+        r = weakref.ref(t, cb)
+        del t
+        n = stackless.tasklet(short)()
+        stackless.run()
+        print(n.alive, n.restorable)
+        try:
+            n.bind(None)
+        except RuntimeError as e:
+            print(e)
+    """, expect="True False\ntasklet has C state on its stack\n")
+
+
+def test_collection_in_a_tasklet_without_gc_callbacks():
+    ok("""
+        import gc, stackless
+        gc.callbacks.clear()
+        log = []
+        def victim(box):
+            try:
+                stackless.schedule_remove()
+            finally:
+                log.append(1)
+        def collector():
+            for _ in range(20):
+                box = []; t = stackless.tasklet(victim)(box); box.append(t); t.run()
+                del t, box; gc.collect()
+        stackless.tasklet(collector)(); stackless.run()
+        print(len(log))
+    """, expect="20\n")
+
+
+def test_resuming_deeper_than_a_lowered_recursion_limit():
+    ok("""
+        import stackless, sys
+        def g(n):
+            return 0 if n == 0 else g(n - 1)
+        caught = []
+        def rec(n):
+            if n == 0:
+                stackless.schedule_remove()
+                try:
+                    g(10)
+                except RecursionError as e:
+                    caught[:] = [e]   # no call: 3.11 counts C calls in the same budget
+                return
+            rec(n - 1)
+        t = stackless.tasklet(rec)(400); stackless.run()
+        sys.setrecursionlimit(100)
+        t.insert(); stackless.run()
+        sys.setrecursionlimit(1000)
+        print(type(caught[0]).__name__)
+        print(t.alive)
+    """, expect="RecursionError\nFalse\n")
+
+
+def test_blocking_call_made_from_c_is_c_state():
+    ok("""
+        import contextvars, stackless
+        lst = [3, 1, 2]
+        t = stackless.tasklet(lambda: lst.sort(key=stackless.schedule_remove))()
+        t.run()
+        print(t.nesting_level, t.restorable)
+        try:
+            t.bind(None)
+        except RuntimeError as e:
+            print(e)
+        t.kill()
+        print(sorted(lst))
+        ch = stackless.channel()
+        u = stackless.tasklet(lambda: [x for x in ch])()   # FOR_ITER calls __next__ itself
+        stackless.run()
+        print(u.nesting_level)
+        u.kill()
+    """, expect="1 False\ntasklet has C state on its stack\n[1, 2, 3]\n0\n")
+
+
+def test_taskletexit_from_the_error_handler_ends_the_tasklet_quietly():
+    ok("""
+        import stackless
+        def handler(*exc):
+            stackless.current.kill()
+        stackless.set_error_handler(handler)
+        stackless.tasklet(lambda: 1 / 0)()
+        print(stackless.run())
+    """, expect="None\n")

@@ -91,10 +91,10 @@ call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int 
     }
 }
 
-/* Send `value` (dir +1) or receive (dir -1, value NULL). args/nargs: the calling method's
-   arguments, which tell the scheduler where the calling frame's stack ends. */
+/* Send `value` (dir +1) or receive (dir -1, value NULL). site: where the calling Python
+   code made the call (see scheduler.h). */
 static PyObject *
-channel_action(SlChannel *ch, int dir, PyObject *value, PyObject *const *args, Py_ssize_t nargs)
+channel_action(SlChannel *ch, int dir, PyObject *value, PyObject **site)
 {
     SlThread *th = sl_thread_get();
     if (th == NULL) {
@@ -127,13 +127,13 @@ channel_action(SlChannel *ch, int dir, PyObject *value, PyObject *const *args, P
         if (runs_partner) {
             sl_rq_insert_after(th, cur, partner);
             Py_DECREF(partner);
-            sl_switch_to(th, partner);
+            sl_switch_to(th, partner, site);
         }
         else {
             sl_rq_append(th, partner);
             Py_DECREF(partner);
             if (ch->schedule_all) {
-                sl_switch_to(th, cur->next);
+                sl_switch_to(th, cur->next, site);
             }
         }
         return sl_resume_value(cur);
@@ -154,12 +154,9 @@ channel_action(SlChannel *ch, int dir, PyObject *value, PyObject *const *args, P
     if (sl_check_switch(th) < 0) {
         goto error;
     }
-    if (args != NULL) {
-        sl_note_call(th, args, nargs);
-    }
     SlTasklet *next = sl_block_leave(th);
     enqueue(ch, cur, dir);
-    sl_switch_to(th, next);
+    sl_switch_to(th, next, site);
     return sl_resume_value(cur);
 
 error:
@@ -176,7 +173,7 @@ channel_send(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "send() takes exactly one argument (%zd given)", nargs);
         return NULL;
     }
-    return channel_action(ch, 1, args[0], args, nargs);
+    return channel_action(ch, 1, args[0], (PyObject **)args + nargs);
 }
 
 static PyObject *
@@ -186,7 +183,7 @@ channel_receive(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "receive() takes no arguments (%zd given)", nargs);
         return NULL;
     }
-    return channel_action(ch, -1, NULL, args, nargs);
+    return channel_action(ch, -1, NULL, (PyObject **)args + nargs);
 }
 
 /* Send a bomb; the result the receiver leaves behind is discarded. */
@@ -196,7 +193,7 @@ send_bomb(SlChannel *ch, PyObject *bomb, PyObject *const *args, Py_ssize_t nargs
     if (bomb == NULL) {
         return NULL;
     }
-    PyObject *r = channel_action(ch, 1, bomb, args, nargs);
+    PyObject *r = channel_action(ch, 1, bomb, (PyObject **)args + nargs);
     Py_DECREF(bomb);
     if (r == NULL) {
         return NULL;
@@ -259,7 +256,7 @@ channel_send_sequence(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t count = 0;
     PyObject *item;
     while ((item = PyIter_Next(it)) != NULL) {
-        PyObject *r = channel_action(ch, 1, item, args, nargs);
+        PyObject *r = channel_action(ch, 1, item, (PyObject **)args + nargs);
         Py_DECREF(item);
         if (r == NULL) {
             break;
@@ -281,7 +278,7 @@ channel_iternext(SlChannel *ch)
         PyErr_SetNone(PyExc_StopIteration);
         return NULL;
     }
-    return channel_action(ch, -1, NULL, NULL, 0);
+    return channel_action(ch, -1, NULL, SL_CALLED_BY_FOR_ITER);
 }
 
 static PyObject *

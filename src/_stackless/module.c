@@ -182,8 +182,8 @@ schedule_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int 
     if (th == NULL) {
         return NULL;
     }
-    sl_note_call(th, args, total_args(nargs, kwnames));
-    return sl_schedule(th, retval ? retval : (PyObject *)th->current, remove);
+    return sl_schedule(th, retval ? retval : (PyObject *)th->current, remove,
+                       (PyObject **)args + total_args(nargs, kwnames));
 }
 
 static PyObject *
@@ -233,8 +233,7 @@ mod_run(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (th == NULL) {
         return NULL;
     }
-    sl_note_call(th, args, total_args(nargs, kwnames));
-    return sl_run_watchdog(th);
+    return sl_run_watchdog(th, (PyObject **)args + total_args(nargs, kwnames));
 }
 
 static PyObject *
@@ -250,6 +249,9 @@ mod_switch_trap(PyObject *m, PyObject *args)
     }
     int old = th->switch_trap;
     th->switch_trap += change;
+    if (th->switch_trap == 0 && th->nkills > 0) {
+        sl_run_queued_kills(th); /* kills a finaliser could not do while switching was off */
+    }
     return PyLong_FromLong(old);
 }
 

@@ -7,6 +7,7 @@
 #include <Python.h>
 #define Py_BUILD_CORE 1
 #include "internal/pycore_frame.h"
+#include "opcode.h"
 #undef Py_BUILD_CORE
 
 #include "pystate.h"
@@ -113,6 +114,16 @@ ts_py_depth(PyThreadState *ts)
     return ts->recursion_limit - ts->recursion_remaining;
 #else
     return ts->py_recursion_limit - ts->py_recursion_remaining;
+#endif
+}
+
+static inline int
+ts_py_limit(PyThreadState *ts)
+{
+#if defined(SL_PY311)
+    return ts->recursion_limit;
+#else
+    return ts->py_recursion_limit;
 #endif
 }
 
@@ -270,8 +281,56 @@ sl_pystate_current_frame(PyThreadState *ts)
     return ts_frame(ts);
 }
 
+/* Whether frame f is executing a FOR_ITER instruction (so a __next__ it called came
+   straight from the eval loop). */
+static int
+frame_in_for_iter(Frame *f)
+{
+    PyCodeObject *code = frame_code(f);
+    if (code == NULL) {
+        return 0;
+    }
+#if defined(SL_PY313)
+    _Py_CODEUNIT *instr = f->instr_ptr;
+#else
+    _Py_CODEUNIT *instr = f->prev_instr;
+#endif
+    _Py_CODEUNIT *first = _PyCode_CODE(code);
+    if (instr < first || instr >= first + Py_SIZE(code)) {
+        return 0;
+    }
+    int op = _Py_OPCODE(*instr);
+#if defined(SL_PY311)
+    return op == FOR_ITER;
+#else
+    return op == FOR_ITER || op == INSTRUMENTED_FOR_ITER;
+#endif
+}
+
+/* Record where the suspending call was made (see SL_CALLED_BY_FOR_ITER). */
+static void
+note_call_site(SlPyState *st, PyObject **call_site)
+{
+    Frame *f = st->frame;
+    PyCodeObject *code = f ? frame_code(f) : NULL;
+    st->stack_top = NULL;
+    st->direct = 0;
+    if (code == NULL || call_site == NULL) {
+        return;
+    }
+    if (call_site == SL_CALLED_BY_FOR_ITER) {
+        st->direct = frame_in_for_iter(f);
+        return;
+    }
+    PyObject **base = f->localsplus + code->co_nlocalsplus;
+    if (call_site >= base && call_site <= base + code->co_stacksize) {
+        st->stack_top = call_site;
+        st->direct = 1;
+    }
+}
+
 void
-sl_pystate_save(PyThreadState *ts, SlPyState *st)
+sl_pystate_save(PyThreadState *ts, SlPyState *st, PyObject **call_site)
 {
     st->frame = ts_frame(ts);
 #if !defined(SL_PY313)
@@ -287,7 +346,8 @@ sl_pystate_save(PyThreadState *ts, SlPyState *st)
     ts->exc_state.previous_item = NULL;
     st->context = ts->context;
     ts->context = NULL;
-    st->py_depth = ts_py_depth(ts);
+    st->py_depth = ts_py_depth(ts) + st->py_bonus;
+    note_call_site(st, call_site);
     st->c_depth = ts_c_depth(ts);
     int *trash = ts_trash_nesting(ts);
     st->trash_nesting = trash ? *trash : 0;
@@ -321,7 +381,12 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
     ts->context = st->context;
     ts->context_ver++;
     st->context = NULL;
-    ts_set_depths(ts, st->py_depth, st->c_depth);
+    /* If the recursion limit was lowered below the depth this tasklet sleeps at, resume it
+       with room for one call, so that it gets a RecursionError rather than the fatal
+       "cannot recover from stack overflow"; the bonus is taken back when it is saved. */
+    int limit = ts_py_limit(ts);
+    st->py_bonus = st->py_depth >= limit ? st->py_depth - limit + 1 : 0;
+    ts_set_depths(ts, st->py_depth - st->py_bonus, st->c_depth);
     int *trash = ts_trash_nesting(ts);
     if (trash) {
         *trash = st->trash_nesting;
@@ -329,6 +394,7 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
     ts->tracing = st->tracing;
     ts_refresh_tracing(ts);
     st->stack_top = NULL;
+    st->direct = 0;
 }
 
 /* ---- the life of a tasklet ---------------------------------------------------------- */
@@ -528,7 +594,8 @@ sl_pystate_release(SlPyState *st)
     }
     st->exposed = NULL;
     st->exposed_capacity = 0;
-    st->py_depth = st->c_depth = 0;
+    st->py_depth = st->c_depth = st->py_bonus = 0;
+    st->direct = 0;
     Py_CLEAR(st->exc_value);
     Py_CLEAR(st->context);
 }
@@ -724,21 +791,21 @@ sl_pystate_frame(PyThreadState *ts, SlPyState *st)
 }
 
 int
-sl_pystate_nesting_level(PyThreadState *ts, SlPyState *st)
+sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st)
 {
-    int boundaries = 0;
+    int boundaries = st != NULL && !st->direct ? 1 : 0;
 #if !defined(SL_PY311)
     if (st != NULL) {
-        return st->nexposed > 0 ? st->nexposed - 1 : 0;
+        return boundaries + st->nexposed;
     }
 #endif
     if (st != NULL && st->frames_unsafe) {
-        return 0;
+        return boundaries + 1;
     }
     for (Frame *f = st ? st->frame : ts_frame(ts); f != NULL; f = f->previous) {
         boundaries += frame_is_c_boundary(f) ? 1 : 0;
     }
-    return boundaries > 0 ? boundaries - 1 : 0;
+    return boundaries;
 }
 
 int

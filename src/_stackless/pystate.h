@@ -36,6 +36,8 @@ typedef struct SlPyState {
     PyObject *exc_value;    /* owned: tstate->exc_state.exc_value */
     PyObject *context;      /* owned: tstate->context */
     PyObject **stack_top;   /* top of the innermost frame's value stack, if known */
+    int direct;             /* it blocked in a call made by its innermost frame itself */
+    int py_bonus;           /* Python depth it was resumed with beyond a lowered limit */
     int py_depth;           /* Python recursion depth */
     int c_depth;            /* C recursion depth (3.12+) */
     int trash_nesting;
@@ -49,15 +51,18 @@ typedef struct SlPyState {
 
 /* --- switching (no allocation through the Python allocators, no Python code) --- */
 
+/* Where the call that suspends a tasklet was made: the end of its arguments when it is a
+   vectorcall (they lie on the calling frame's value stack if the frame made the call
+   itself), SL_CALLED_BY_FOR_ITER for a channel's __next__, NULL when unknown (a switch
+   made from C, e.g. by a finaliser). */
+#define SL_CALLED_BY_FOR_ITER ((PyObject **)1)
+
 /* Move the running context's state from the thread state into st (references are stolen)
-   and make its frames safe to inspect while it is suspended. */
-void sl_pystate_save(PyThreadState *ts, SlPyState *st);
+   and make its frames safe to inspect while it is suspended. call_site: see above. */
+void sl_pystate_save(PyThreadState *ts, SlPyState *st, PyObject **call_site);
 
 /* Put st back into the thread state. Call on the restored C stack, before Python runs. */
 void sl_pystate_restore(PyThreadState *ts, SlPyState *st);
-
-/* The innermost frame of the running context, to tell which frame a call came from. */
-void *sl_pystate_current_frame(PyThreadState *ts);
 
 /* --- the life of a tasklet --- */
 
@@ -90,10 +95,10 @@ void sl_pystate_discard(SlPyState *st);
    the running context's frame. */
 PyObject *sl_pystate_frame(PyThreadState *ts, SlPyState *st);
 
-/* C-level re-entries of the interpreter between the tasklet's start and its innermost
-   frame; 0 means only Python frames (the tasklet could be pickled and restored).
-   st NULL: the running context. */
-int sl_pystate_nesting_level(PyThreadState *ts, SlPyState *st);
+/* How many times C code re-entered the interpreter in the tasklet's frame chain (the
+   tasklet's own start counts as one); plus one if a suspended tasklet blocked in a call
+   made from C rather than by its innermost frame. st NULL: the running context. */
+int sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st);
 
 /* Python call depth. st NULL: the running context. */
 int sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st);

@@ -178,6 +178,13 @@ sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t
     return r;
 }
 
+/* Whether a tasklet may be switched to right now (no exception set either way). */
+static int
+can_switch(SlThread *th)
+{
+    return !th->gc_unsafe && !th->in_callback && !th->switch_trap;
+}
+
 /* ---- the switch ------------------------------------------------------------------- */
 
 static void tasklet_main(void *arg);
@@ -257,6 +264,9 @@ after_switch(SlThread *th)
         Py_DECREF(ended);
     }
     Py_XDECREF(release);
+    if (th->nkills > 0) {
+        sl_run_queued_kills(th);
+    }
 }
 
 /* Cold paths stay out of line so that they do not widen the frames every suspended
@@ -277,7 +287,7 @@ call_schedule_callback(SlThread *th, SlTasklet *prev, SlTasklet *next)
    floating, or nowhere because it ends); `release` is a reference the next tasklet to run
    drops. Returns when the current tasklet is switched back to; never if it `ends`. */
 static void
-transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
+transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, PyObject **site)
 {
     SlTasklet *prev = th->current;
     th->head = next;
@@ -285,9 +295,7 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
         call_schedule_callback(th, prev, next);
     }
     PyThreadState *ts = th->tstate;
-    sl_pystate_save(ts, &prev->pystate);
-    prev->pystate.stack_top = th->call_frame == prev->pystate.frame ? th->call_top : NULL;
-    th->call_frame = NULL;
+    sl_pystate_save(ts, &prev->pystate, site);
     th->switch_from = prev;
     th->switch_to = next;
     th->switch_ends = ends;
@@ -303,11 +311,10 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends)
     after_switch(th);
 }
 
-int
-sl_switch_to(SlThread *th, SlTasklet *next)
+void
+sl_switch_to(SlThread *th, SlTasklet *next, PyObject **site)
 {
-    transfer(th, next, NULL, 0);
-    return 0;
+    transfer(th, next, NULL, 0, site);
 }
 
 /* ---- the life of a tasklet ------------------------------------------------------------ */
@@ -406,6 +413,9 @@ end_current(SlThread *th, PyObject *result)
             Py_XDECREF(tb);
             Py_DECREF(exc);
             Py_XDECREF(r);
+            if (r == NULL && PyErr_ExceptionMatches(sl_module->TaskletExit)) {
+                PyErr_Clear(); /* the handler killed the tasklet: it ends quietly */
+            }
         }
         if (PyErr_Occurred()) {
             bomb = sl_bomb_from_error();
@@ -441,7 +451,7 @@ end_current(SlThread *th, PyObject *result)
     sl_rq_unlink(th, t);
     /* It is dead from now on, also for a schedule callback running in the last switch. */
     t->state = SL_NEW;
-    transfer(th, next, NULL, 1);
+    transfer(th, next, NULL, 1, NULL);
     Py_UNREACHABLE();
 }
 
@@ -450,10 +460,12 @@ static void
 tasklet_main(void *arg)
 {
     SlThread *th = arg;
-    after_switch(th);
     SlTasklet *t = th->current;
+    /* Started before anything runs here: releasing what the previous tasklet left may run
+       finalizers that switch away from this tasklet already. */
     t->state = SL_STARTED;
     remember_started(th, t);
+    after_switch(th);
     PyObject *tv = t->tempval;
     t->tempval = NULL;
     PyObject *result;
@@ -462,16 +474,32 @@ tasklet_main(void *arg)
         result = sl_bomb_explode(tv);
     }
     else {
+        t->in_function = 1;
         result = PyObject_Call(t->func, t->args, t->kwargs);
+        t->in_function = 0;
     }
     Py_XDECREF(tv);
     end_current(th, result);
 }
 
+int
+sl_nesting_level(SlTasklet *t)
+{
+    if (t->state != SL_STARTED || t->thread == NULL) {
+        return 0;
+    }
+    SlThread *th = t->thread;
+    PyThreadState *ts = PyThreadState_Get();
+    int n = sl_pystate_c_boundaries(ts, th->current == t ? NULL : &t->pystate);
+    /* the tasklet's own start (main: the interpreter running the program) is no C state */
+    n -= t->in_function || t->is_main;
+    return n > 0 ? n : 0;
+}
+
 /* ---- scheduling operations ----------------------------------------------------------- */
 
 PyObject *
-sl_schedule(SlThread *th, PyObject *retval, int remove)
+sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site)
 {
     SlTasklet *cur = th->current;
     SlTasklet *next = cur->next != cur ? cur->next : NULL;
@@ -498,10 +526,10 @@ sl_schedule(SlThread *th, PyObject *retval, int remove)
         if (!next->in_runqueue) {
             sl_rq_append(th, next);
         }
-        transfer(th, next, (PyObject *)cur, 0);
+        transfer(th, next, (PyObject *)cur, 0, site);
     }
     else {
-        transfer(th, next, NULL, 0);
+        transfer(th, next, NULL, 0, site);
     }
     return sl_resume_value(cur);
 }
@@ -545,7 +573,7 @@ pop_watchdogs(SlThread *th, SlTasklet *w)
 }
 
 PyObject *
-sl_run_watchdog(SlThread *th)
+sl_run_watchdog(SlThread *th, PyObject **site)
 {
     SlTasklet *w = th->current;
     SlTasklet *next = w->next != w ? w->next : NULL;
@@ -557,7 +585,7 @@ sl_run_watchdog(SlThread *th)
     }
     if (next != NULL) {
         sl_rq_unlink(th, w);
-        transfer(th, next, (PyObject *)w, 0);
+        transfer(th, next, (PyObject *)w, 0, site);
     }
     pop_watchdogs(th, w);
     PyObject *r = sl_resume_value(w);
@@ -569,7 +597,7 @@ sl_run_watchdog(SlThread *th)
 }
 
 PyObject *
-sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller)
+sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site)
 {
     SlTasklet *cur = th->current;
     if (sl_check_switch(th) < 0) {
@@ -580,16 +608,16 @@ sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller)
     }
     if (pause_caller) {
         sl_rq_unlink(th, cur);
-        transfer(th, t, (PyObject *)cur, 0);
+        transfer(th, t, (PyObject *)cur, 0, site);
     }
     else {
-        transfer(th, t, NULL, 0);
+        transfer(th, t, NULL, 0, site);
     }
     return sl_resume_value(cur);
 }
 
 PyObject *
-sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending)
+sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site)
 {
     SlTasklet *cur = th->current;
     if (t == cur) {
@@ -602,7 +630,7 @@ sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending)
     if (pending) {
         Py_RETURN_NONE;
     }
-    transfer(th, t, NULL, 0);
+    transfer(th, t, NULL, 0, site);
     return sl_resume_value(cur);
 }
 
@@ -693,13 +721,18 @@ sl_gc_started(void)
     }
 }
 
+/* Kill t now. The current tasklet's tempval is kept: it may be in the middle of an
+   operation whose result sits there. */
 static void
 kill_now(SlThread *th, SlTasklet *t)
 {
+    SlTasklet *cur = th->current;
+    PyObject *kept = cur->tempval;
+    cur->tempval = NULL;
     /* It may catch TaskletExit and suspend again; try a few times. */
     for (int attempt = 0; attempt < 10 && t->state == SL_STARTED && t != th->current; attempt++) {
         PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
-        PyObject *r = bomb ? sl_throw(th, t, bomb, 0) : NULL;
+        PyObject *r = bomb ? sl_throw(th, t, bomb, 0, NULL) : NULL;
         Py_XDECREF(bomb);
         if (r == NULL) {
             sl_pystate_write_unraisable("while killing an unreachable tasklet", (PyObject *)t);
@@ -707,12 +740,18 @@ kill_now(SlThread *th, SlTasklet *t)
         }
         Py_DECREF(r);
     }
+    Py_XSETREF(cur->tempval, kept);
 }
 
+/* A finaliser may run anywhere: inside a collection whose working lists are on this
+   tasklet's stack, inside a callback, under the switch trap. It kills at once only when
+   it runs well above the stack base (the main tasklet at its usual depth) and nothing
+   forbids switching; otherwise the kill waits in a queue for the next safe point. */
 void
 sl_kill_unreachable(SlThread *th, SlTasklet *t)
 {
-    if (!th->gc_unsafe) {
+    char here;
+    if (can_switch(th) && th->stack_base != NULL && &here >= th->stack_base + SL_GC_MARGIN) {
         kill_now(th, t);
         return;
     }
@@ -729,21 +768,31 @@ sl_kill_unreachable(SlThread *th, SlTasklet *t)
 }
 
 void
-sl_gc_stopped(void)
+sl_run_queued_kills(SlThread *th)
 {
-    SlThread *th = sl_tls;
-    if (th == NULL) {
+    if (th->killing || !can_switch(th)) {
         return;
     }
-    th->gc_unsafe = 0;
-    while (th->nkills > 0) {
+    th->killing = 1;
+    PyObject *saved = sl_pystate_fetch_error();
+    while (th->nkills > 0 && can_switch(th)) {
         SlTasklet *t = th->kills[--th->nkills];
-        PyObject *saved = sl_pystate_fetch_error();
         if (t->state == SL_STARTED && t->thread == th && !t->is_main && t != th->current) {
             kill_now(th, t);
         }
-        sl_pystate_restore_error(saved);
         Py_DECREF(t);
+    }
+    sl_pystate_restore_error(saved);
+    th->killing = 0;
+}
+
+void
+sl_gc_stopped(void)
+{
+    SlThread *th = sl_tls;
+    if (th != NULL) {
+        th->gc_unsafe = 0;
+        sl_run_queued_kills(th);
     }
 }
 
@@ -759,6 +808,7 @@ by_serial(const void *a, const void *b)
 int
 sl_kill_leftovers(SlThread *th)
 {
+    sl_run_queued_kills(th);
     Py_ssize_t n = 0;
     for (SlTasklet *t = th->started_first; t; t = t->started_next) {
         n++;
@@ -780,7 +830,7 @@ sl_kill_leftovers(SlThread *th)
     for (Py_ssize_t k = 0; k < i; k++) {
         SlTasklet *t = victims[k];
         if (exit_bomb != NULL && sl_tasklet_alive(t) && t != th->current && t->thread == th) {
-            PyObject *r = sl_throw(th, t, exit_bomb, 0);
+            PyObject *r = sl_throw(th, t, exit_bomb, 0, NULL);
             if (r == NULL) {
                 sl_pystate_write_unraisable("while killing a tasklet at exit", (PyObject *)t);
             }

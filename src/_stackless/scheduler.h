@@ -28,16 +28,14 @@ typedef struct SlThread {
     char *stack_base;  /* every tasklet's C stack lies below this address */
     int c_depth_base;  /* the C recursion depth at the stack base: where tasklets start */
     int gc_unsafe;     /* a collection runs with its lists near or below the stack base */
-    SlTasklet **kills; /* owned: unreachable tasklets to kill once that collection ends */
+    SlTasklet **kills; /* owned: unreachable tasklets to kill at the next safe point */
     Py_ssize_t nkills, kills_capacity;
+    int killing; /* sl_run_queued_kills() is running */
     /* the switch in progress, read by the stack hooks and by the tasklet switched to */
     SlTasklet *switch_from, *switch_to;
     int switch_ends;   /* switch_from has ended and will not resume */
     SlTasklet *ended;  /* owned: to be cleaned up by the next tasklet to run */
     PyObject *release; /* owned: to be released by the next tasklet to run */
-    /* where the arguments of the current tasklet's blocking call end, and in which frame */
-    void *call_frame;
-    PyObject **call_top;
     /* started, unfinished tasklets (not main), in start order, for killing at exit */
     SlTasklet *started_first, *started_last;
     uint64_t next_serial;
@@ -49,39 +47,33 @@ SlThread *sl_thread_get(void);
 /* The calling thread's scheduler if it exists, else NULL (no exception). */
 SlThread *sl_thread_peek(void);
 
-/* Record where a blocking call's arguments end on the calling frame's value stack, so that
-   the frame's stack can be found while the tasklet is suspended. */
-static inline void
-sl_note_call(SlThread *th, PyObject *const *args, Py_ssize_t nargs)
-{
-    th->call_frame = sl_pystate_current_frame(th->tstate);
-    th->call_top = (PyObject **)args + nargs;
-}
-
 /* --- run queue (the queue owns a reference to each tasklet in it) --- */
 void sl_rq_append(SlThread *th, SlTasklet *t);
 void sl_rq_insert_after(SlThread *th, SlTasklet *pos, SlTasklet *t);
 /* Unlink without dropping the queue's reference: it passes to the caller. */
 void sl_rq_unlink(SlThread *th, SlTasklet *t);
 
-/* --- scheduling operations; each returns a new reference or NULL with an exception --- */
+/* --- scheduling operations; each returns a new reference or NULL with an exception ---
+   `site` tells where the calling Python code made the call that may switch: the end of the
+   method's arguments (args + nargs + number of keywords), SL_CALLED_BY_FOR_ITER, or NULL
+   (see sl_pystate_save). It only describes the caller to introspection and the GC. */
 
 /* Raise RuntimeError if the calling thread may not switch now (switch trap, callback). */
 int sl_check_switch(SlThread *th);
 
 /* schedule(retval) / schedule_remove(retval). */
-PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove);
+PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site);
 
 /* stackless.run() without preemption. */
-PyObject *sl_run_watchdog(SlThread *th);
+PyObject *sl_run_watchdog(SlThread *th, PyObject **site);
 
 /* t.run() (caller stays runnable) or t.switch() (caller is paused). t is alive, not
    blocked, of this thread and not current. */
-PyObject *sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller);
+PyObject *sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site);
 
 /* Deliver an exception (a bomb) to tasklet t: raise it in the caller if t is current,
    else park it in t and make t runnable, switching to it unless pending. */
-PyObject *sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending);
+PyObject *sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site);
 
 /* The current tasklet leaves the run queue to block on a channel. Returns the tasklet to
    switch to: the next runnable one, or the watchdog, revived. The run queue's reference to
@@ -94,7 +86,7 @@ int sl_block_would_deadlock(SlThread *th);
 
 /* After a hand-over: switch from the current tasklet (which stays runnable) to `next`,
    which is in the run queue. */
-int sl_switch_to(SlThread *th, SlTasklet *next);
+void sl_switch_to(SlThread *th, SlTasklet *next, PyObject **site);
 
 /* The value the current tasklet resumes with: its tempval (reset to None), or the
    exception carried by a bomb raised. */
@@ -111,9 +103,16 @@ int sl_kill_leftovers(SlThread *th);
 void sl_gc_started(void);
 void sl_gc_stopped(void);
 
-/* Kill an unreachable suspended tasklet (its finaliser): now, or when the collection in
-   progress ends if switching is unsafe until then. */
+/* Kill an unreachable suspended tasklet (its finaliser): now if that is safe, else as soon
+   as it is (queued until the next switch, the end of a collection or callback). */
 void sl_kill_unreachable(SlThread *th, SlTasklet *t);
+
+/* Run the kills queued by sl_kill_unreachable() if switching is possible now. */
+void sl_run_queued_kills(SlThread *th);
+
+/* C-level re-entries of the interpreter in t's frames beyond its own start: 0 means its
+   frames are all Python's (it could be pickled and resumed). */
+int sl_nesting_level(SlTasklet *t);
 
 /* Forget a suspended tasklet's frames and C stack without running any of its code
    (re-binding, or a tasklet that cannot be killed): it leaves every queue and the watchdog

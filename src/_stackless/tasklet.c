@@ -76,11 +76,7 @@ is_current(SlTasklet *t)
 static int
 nesting_level(SlTasklet *t)
 {
-    if (t->state != SL_STARTED || t->thread == NULL) {
-        return 0;
-    }
-    PyThreadState *ts = PyThreadState_Get();
-    return sl_pystate_nesting_level(ts, is_current(t) ? NULL : &t->pystate);
+    return sl_nesting_level(t);
 }
 
 /* ---- binding ------------------------------------------------------------------------ */
@@ -349,8 +345,7 @@ run_or_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, int pause_c
                                                   "supported yet");
         return NULL;
     }
-    sl_note_call(th, args, nargs);
-    return sl_run_tasklet(th, t, pause_caller);
+    return sl_run_tasklet(th, t, pause_caller, (PyObject **)args + nargs);
 }
 
 static PyObject *
@@ -389,8 +384,7 @@ throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_
     if (own_thread(t) == NULL) {
         return NULL;
     }
-    sl_note_call(th, args, n);
-    return sl_throw(th, t, bomb, pending);
+    return sl_throw(th, t, bomb, pending, (PyObject **)args + n);
 }
 
 static PyObject *

@@ -35,6 +35,7 @@ typedef struct SlTasklet {
     int8_t blocked;  /* +1 waiting to send, -1 waiting to receive */
     uint8_t state;   /* enum SlTaskletState */
     uint8_t in_runqueue;
+    uint8_t in_function; /* between the start and the end of its function */
     uint8_t is_main;
     uint8_t atomic;
     uint8_t ignore_nesting;
