@@ -370,8 +370,10 @@ no_partner_error(SlTasklet *w)
     return bomb;
 }
 
-/* Make w runnable (taking it off its channel if blocked) and give it `bomb`. */
-static void
+/* Make w runnable (taking it off its channel if blocked) and give it `bomb` (stolen).
+   Returns w's previous tempval, for the caller to release once the operation is complete:
+   releasing it may run code that switches. */
+static PyObject *
 wake_with(SlThread *th, SlTasklet *w, PyObject *bomb)
 {
     if (w->channel != NULL) {
@@ -382,9 +384,12 @@ wake_with(SlThread *th, SlTasklet *w, PyObject *bomb)
     else if (!w->in_runqueue) {
         sl_rq_append(th, w);
     }
-    if (bomb != NULL) {
-        Py_XSETREF(w->tempval, bomb);
+    if (bomb == NULL) {
+        return NULL;
     }
+    PyObject *old = w->tempval;
+    w->tempval = bomb;
+    return old;
 }
 
 /* The tasklet's function returned (result) or raised (NULL): settle the outcome, pick who
@@ -439,10 +444,11 @@ end_current(SlThread *th, PyObject *result)
         }
     }
     SlTasklet *next;
+    PyObject *replaced = NULL;
     if (bomb != NULL || t->next == t) {
         /* Deliver the exception to the innermost watchdog at once, or revive it because
            nothing else is runnable. */
-        wake_with(th, w, bomb);
+        replaced = wake_with(th, w, bomb);
         next = w;
     }
     else {
@@ -451,7 +457,7 @@ end_current(SlThread *th, PyObject *result)
     sl_rq_unlink(th, t);
     /* It is dead from now on, also for a schedule callback running in the last switch. */
     t->state = SL_NEW;
-    transfer(th, next, NULL, 1, NULL);
+    transfer(th, next, replaced, 1, NULL);
     Py_UNREACHABLE();
 }
 
@@ -489,8 +495,10 @@ sl_nesting_level(SlTasklet *t)
         return 0;
     }
     SlThread *th = t->thread;
-    PyThreadState *ts = PyThreadState_Get();
-    int n = sl_pystate_c_boundaries(ts, th->current == t ? NULL : &t->pystate);
+    if (th->current == t && th != sl_tls) {
+        return 0; /* running in another thread: not inspectable from here yet */
+    }
+    int n = sl_pystate_c_boundaries(th->tstate, th->current == t ? NULL : &t->pystate);
     /* the tasklet's own start (main: the interpreter running the program) is no C state */
     n -= t->in_function || t->is_main;
     return n > 0 ? n : 0;
@@ -517,20 +525,19 @@ sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site)
     if (next != NULL && sl_check_switch(th) < 0) {
         return NULL;
     }
-    Py_XSETREF(cur->tempval, Py_NewRef(retval));
-    if (next == NULL) {
-        return sl_resume_value(cur);
-    }
-    if (remove) {
+    PyObject *replaced = cur->tempval; /* released when the operation is complete */
+    cur->tempval = Py_NewRef(retval);
+    if (next != NULL && remove) {
         sl_rq_unlink(th, cur);
         if (!next->in_runqueue) {
             sl_rq_append(th, next);
         }
         transfer(th, next, (PyObject *)cur, 0, site);
     }
-    else {
+    else if (next != NULL) {
         transfer(th, next, NULL, 0, site);
     }
+    Py_XDECREF(replaced);
     return sl_resume_value(cur);
 }
 
@@ -626,11 +633,14 @@ sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **sit
     if (!pending && sl_check_switch(th) < 0) {
         return NULL;
     }
-    wake_with(th, t, Py_NewRef(bomb));
+    PyObject *replaced = wake_with(th, t, Py_NewRef(bomb));
+    if (!pending) {
+        transfer(th, t, NULL, 0, site);
+    }
+    Py_XDECREF(replaced);
     if (pending) {
         Py_RETURN_NONE;
     }
-    transfer(th, t, NULL, 0, site);
     return sl_resume_value(cur);
 }
 
@@ -663,27 +673,33 @@ void
 sl_discard(SlTasklet *t)
 {
     SlThread *th = t->thread;
+    /* Dead first: whatever the releases below run must not see it alive. The caller holds
+       a reference, so the queues' references can be dropped last. */
+    t->state = SL_NEW;
+    sl_forget_started(t);
+    int drop = 0;
     if (t->channel != NULL) {
         sl_channel_unblock(t);
-        Py_DECREF(t);
+        drop++;
     }
     if (t->in_runqueue && th != NULL) {
         sl_rq_unlink(th, t);
-        Py_DECREF(t);
+        drop++;
     }
     for (Py_ssize_t i = 0; th != NULL && i < th->nwatchdogs; i++) {
         if (th->watchdogs[i] == t) {
             memmove(&th->watchdogs[i], &th->watchdogs[i + 1],
                     sizeof(SlTasklet *) * (size_t)(th->nwatchdogs - i - 1));
             th->nwatchdogs--;
-            Py_DECREF(t);
+            drop++;
             break;
         }
     }
-    sl_forget_started(t);
-    t->state = SL_NEW;
     sl_stack_release(&t->stack);
     sl_pystate_discard(&t->pystate);
+    while (drop--) {
+        Py_DECREF(t);
+    }
 }
 
 int

@@ -757,8 +757,13 @@ get_recursion_depth(SlTasklet *t, void *c)
     if (t->state != SL_STARTED || t->thread == NULL) {
         return PyLong_FromLong(0);
     }
-    PyThreadState *ts = PyThreadState_Get();
-    return PyLong_FromLong(sl_pystate_recursion_depth(ts, is_current(t) ? NULL : &t->pystate));
+    if (is_current(t)) {
+        if (t->thread != sl_thread_peek()) {
+            return PyLong_FromLong(0); /* running in another thread: not inspectable yet */
+        }
+        return PyLong_FromLong(sl_pystate_recursion_depth(PyThreadState_Get(), NULL));
+    }
+    return PyLong_FromLong(sl_pystate_recursion_depth(NULL, &t->pystate));
 }
 
 static PyObject *
