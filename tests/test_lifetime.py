@@ -124,6 +124,47 @@ class TestCollection:
         gc.collect()
         assert log == ["del alive=True", "finally"]
 
+    def test_subclass_del_may_defer_to_the_base_finaliser(self):
+        log = []
+
+        class Logged(stackless.tasklet):
+            def __del__(self):
+                log.append("subclass __del__")
+                super().__del__()
+
+        def body():
+            try:
+                stackless.schedule_remove(None)
+            finally:
+                log.append("finally")
+
+        t = Logged(body)()
+        t.run()
+        del t
+        gc.collect()
+        assert log == ["subclass __del__", "finally"]
+
+    def test_finaliser_inside_a_tasklet_kills_at_the_next_safe_point(self):
+        log = []
+
+        def victim():
+            try:
+                stackless.schedule_remove(None)
+            finally:
+                log.append("finally")
+
+        def dropper():
+            t = stackless.tasklet(victim)()
+            t.run()
+            del t  # finalised here, inside a tasklet: the kill waits
+            log.append("dropped")
+            stackless.schedule()
+            log.append("after schedule")
+
+        stackless.tasklet(dropper)()
+        stackless.run()
+        assert log == ["dropped", "finally", "after schedule"]
+
     def test_survivor_of_the_finaliser_is_dropped_without_crash(self):
         log = []
 

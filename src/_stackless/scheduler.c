@@ -509,6 +509,9 @@ sl_nesting_level(SlTasklet *t)
 PyObject *
 sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site)
 {
+    if (th->nkills > 0) {
+        sl_run_queued_kills(th); /* a yield is a safe point, even with nothing to yield to */
+    }
     SlTasklet *cur = th->current;
     SlTasklet *next = cur->next != cur ? cur->next : NULL;
     if (next == NULL && remove) {
@@ -582,6 +585,9 @@ pop_watchdogs(SlThread *th, SlTasklet *w)
 PyObject *
 sl_run_watchdog(SlThread *th, PyObject **site)
 {
+    if (th->nkills > 0) {
+        sl_run_queued_kills(th);
+    }
     SlTasklet *w = th->current;
     SlTasklet *next = w->next != w ? w->next : NULL;
     if (next != NULL && sl_check_switch(th) < 0) {
