@@ -8,6 +8,7 @@
 #include "module.h"
 #include "pystate.h"
 
+#include <string.h>
 #include <structmember.h>
 
 typedef struct {
@@ -116,6 +117,31 @@ sl_bomb_from_raise_args(PyObject *exc, PyObject *value, PyObject *tb)
     PyErr_Format(PyExc_TypeError, "exceptions must be classes, or instances, not %s",
                  Py_TYPE(exc)->tp_name);
     return NULL;
+}
+
+PyObject *
+sl_bomb_from_class_args(const char *method, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        const char *name = strchr(method, '.');
+        PyErr_Format(PyExc_TypeError, "%s() takes at least 1 argument", name ? name + 1 : method);
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s needs Exception or string subclass as first parameter",
+                     method);
+        return NULL;
+    }
+    PyObject *rest = PyTuple_New(nargs - 1);
+    if (rest == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
+    }
+    PyObject *bomb = sl_bomb_new(args[0], rest, NULL);
+    Py_DECREF(rest);
+    return bomb;
 }
 
 /* ---- the Python type ----------------------------------------------------------------- */

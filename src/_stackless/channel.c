@@ -205,24 +205,7 @@ send_bomb(SlChannel *ch, PyObject *bomb, PyObject *const *args, Py_ssize_t nargs
 static PyObject *
 channel_send_exception(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1) {
-        PyErr_SetString(PyExc_TypeError, "send_exception() takes at least 1 argument");
-        return NULL;
-    }
-    if (!PyExceptionClass_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "channel.send_exception needs Exception or string "
-                                         "subclass as first parameter");
-        return NULL;
-    }
-    PyObject *rest = PyTuple_New(nargs - 1);
-    if (rest == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 1; i < nargs; i++) {
-        PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
-    }
-    PyObject *bomb = sl_bomb_new(args[0], rest, NULL);
-    Py_DECREF(rest);
+    PyObject *bomb = sl_bomb_from_class_args("channel.send_exception", args, nargs);
     return send_bomb(ch, bomb, args, nargs);
 }
 

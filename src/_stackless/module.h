@@ -38,6 +38,10 @@ PyObject *sl_bomb_from_error(void);
 PyObject *sl_bomb_explode(PyObject *bomb);
 /* Whether the carried exception is TaskletExit or a subclass. */
 int sl_bomb_is_taskletexit(PyObject *bomb);
+/* The bomb of raise_exception(cls, *args) / send_exception(cls, *args): cls(*args) raised
+   where it lands. `method` names the caller in the errors ("tasklet.raise_exception").
+   NULL with TypeError on bad arguments. */
+PyObject *sl_bomb_from_class_args(const char *method, PyObject *const *args, Py_ssize_t nargs);
 /* Validate raise-style arguments (class or instance, value, traceback) and make a bomb;
    NULL with TypeError on bad arguments. */
 PyObject *sl_bomb_from_raise_args(PyObject *exc, PyObject *value, PyObject *tb);

@@ -362,36 +362,49 @@ tasklet_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- exceptions into tasklets ------------------------------------------------------- */
 
+/* Deliver `bomb` (stolen) to t: throw(), raise_exception() and kill() end here. args,
+   nargs and kwnames are the method's arguments (they tell where the caller made the call). */
 static PyObject *
-throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_ssize_t n)
+throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
 {
-    SlThread *th = sl_thread_get();
-    if (th == NULL) {
+    if (bomb == NULL) {
         return NULL;
     }
+    PyObject *r = NULL;
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        goto done;
+    }
     if (t == th->current) {
-        return sl_bomb_explode(bomb);
+        r = sl_bomb_explode(bomb);
+        goto done;
     }
     if (!sl_tasklet_alive(t)) {
         if (sl_bomb_is_taskletexit(bomb) && t->thread != NULL) {
-            Py_RETURN_NONE;
+            r = Py_NewRef(Py_None);
         }
-        PyErr_SetString(PyExc_RuntimeError, t->thread == NULL
-                                                ? "tasklet has no thread"
-                                                : "You cannot throw to a dead tasklet");
-        return NULL;
+        else {
+            PyErr_SetString(PyExc_RuntimeError, t->thread == NULL
+                                                    ? "tasklet has no thread"
+                                                    : "You cannot throw to a dead tasklet");
+        }
+        goto done;
     }
-    if (own_thread(t) == NULL) {
-        return NULL;
+    if (own_thread(t) != NULL) {
+        Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
+        r = sl_throw(th, t, bomb, pending, (PyObject **)args + n);
     }
-    return sl_throw(th, t, bomb, pending, (PyObject **)args + n);
+done:
+    Py_DECREF(bomb);
+    return r;
 }
 
 static PyObject *
 tasklet_throw(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"exc", "val", "tb", "pending", NULL};
-    PyObject *a[4] = {NULL, NULL, NULL, NULL};
+    PyObject *a[4];
     if (sl_parse_args("throw", args, nargs, kwnames, names, 1, a) < 0) {
         return NULL;
     }
@@ -400,49 +413,21 @@ tasklet_throw(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         return NULL;
     }
     PyObject *bomb = sl_bomb_from_raise_args(a[0], a[1], a[2]);
-    if (bomb == NULL) {
-        return NULL;
-    }
-    Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-    PyObject *r = throw_bomb(t, bomb, pending, args, n);
-    Py_DECREF(bomb);
-    return r;
+    return throw_bomb(t, bomb, pending, args, nargs, kwnames);
 }
 
 static PyObject *
 tasklet_raise_exception(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1) {
-        PyErr_SetString(PyExc_TypeError, "raise_exception() takes at least 1 argument");
-        return NULL;
-    }
-    if (!PyExceptionClass_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "tasklet.raise_exception needs Exception or string "
-                                         "subclass as first parameter");
-        return NULL;
-    }
-    PyObject *rest = PyTuple_New(nargs - 1);
-    if (rest == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 1; i < nargs; i++) {
-        PyTuple_SET_ITEM(rest, i - 1, Py_NewRef(args[i]));
-    }
-    PyObject *bomb = sl_bomb_new(args[0], rest, NULL);
-    Py_DECREF(rest);
-    if (bomb == NULL) {
-        return NULL;
-    }
-    PyObject *r = throw_bomb(t, bomb, 0, args, nargs);
-    Py_DECREF(bomb);
-    return r;
+    PyObject *bomb = sl_bomb_from_class_args("tasklet.raise_exception", args, nargs);
+    return throw_bomb(t, bomb, 0, args, nargs, NULL);
 }
 
 static PyObject *
 tasklet_kill(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"pending", NULL};
-    PyObject *a[1] = {NULL};
+    PyObject *a[1];
     if (sl_parse_args("kill", args, nargs, kwnames, names, 0, a) < 0) {
         return NULL;
     }
@@ -451,13 +436,7 @@ tasklet_kill(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
         return NULL;
     }
     PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
-    if (bomb == NULL) {
-        return NULL;
-    }
-    Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-    PyObject *r = throw_bomb(t, bomb, pending, args, n);
-    Py_DECREF(bomb);
-    return r;
+    return throw_bomb(t, bomb, pending, args, nargs, kwnames);
 }
 
 /* ---- flags --------------------------------------------------------------------------- */
