@@ -321,3 +321,146 @@ def test_taskletexit_from_the_error_handler_ends_the_tasklet_quietly():
         stackless.tasklet(lambda: 1 / 0)()
         print(stackless.run())
     """, expect="None\n")
+
+
+def no_crash(source, timeout=120):
+    """The program may fail with a Python exception, but must not die of a signal."""
+    proc = run_python(source, timeout=timeout)
+    assert proc.returncode in (0, 1), (proc.returncode, proc.stderr[-3000:])
+    assert "Fatal Python error" not in proc.stderr
+    return proc
+
+
+def test_finaliser_rebinding_the_tasklet_bind_is_dropping():
+    ok("""
+        import stackless
+        class Hook:
+            def __del__(self):
+                T.bind(print, ("f runs",))
+                T.insert()
+        def body():
+            h = Hook()
+            stackless.schedule_remove()
+        T = stackless.tasklet(body)()
+        stackless.run()
+        T.bind(None)          # drops body's frame: Hook.__del__ runs inside bind()
+        print(T.alive, T.scheduled, stackless.runcount)
+        stackless.run()
+    """, expect="True True 2\nf runs\n")
+
+
+def test_finaliser_inserting_a_pending_tasklet_bind_is_emptying():
+    ok("""
+        import stackless
+        class Arg:
+            def __del__(self):
+                try:
+                    T.insert()
+                except RuntimeError as e:
+                    print(e)
+        T = stackless.tasklet(print, (Arg(),))
+        T.bind(None)
+        print(T.alive, T.scheduled, stackless.runcount)
+        stackless.run()
+    """, expect="You cannot run an unbound(dead) tasklet\nFalse False 1\n")
+
+
+def test_schedule_callback_cannot_reuse_the_ending_tasklet():
+    proc = ok("""
+        import stackless
+        def cb(prev, next):
+            if prev is not None and not prev.is_main and not prev.alive:
+                for op in (prev.insert, prev.setup):
+                    try:
+                        prev.tempval = print
+                        op()
+                        print("accepted?!")
+                    except RuntimeError:
+                        pass
+        stackless.set_schedule_callback(cb)
+        t = stackless.tasklet(lambda: None)()
+        stackless.run()
+        stackless.set_schedule_callback(None)
+        stackless.run()
+        print(stackless.runcount, t.alive, t.scheduled)
+    """)
+    assert proc.stdout == "1 False False\n"
+
+
+def test_first_switch_deep_in_c_recursion_then_deep_recursion_in_a_tasklet():
+    proc = no_crash("""
+        import sys, stackless
+        sys.setrecursionlimit(3000)
+        def crec(n):
+            return 0 if n == 0 else sorted([1], key=lambda v: crec(n - 1))[0]
+        def deep():
+            try:
+                crec(10**6)
+            except RecursionError:
+                print("RecursionError")
+        def at(n):
+            if n == 0:
+                stackless.tasklet(deep)(); stackless.run()
+                return 0
+            return sorted([1], key=lambda v: at(n - 1))[0]
+        at(700)
+        print("END")
+    """)
+    assert "RecursionError" in proc.stdout + proc.stderr
+
+
+def test_switch_in_del_during_a_collection_with_gc_callbacks_cleared():
+    proc = ok("""
+        import gc, stackless
+        gc.callbacks.clear()
+        gc.disable()
+        res = []; done = False
+        class A:
+            def __del__(self):
+                res.append(self.b); self.b.a = None; self.b = None
+                stackless.schedule()
+        class B: pass
+        def other():
+            while not done:
+                res.clear()
+                stackless.schedule()
+        def body():
+            global done
+            for _ in range(20):
+                for i in range(5):
+                    a = A(); b = B(); a.b = b; b.a = a
+                del a, b
+                gc.collect()
+            done = True
+        stackless.tasklet(body)(); stackless.tasklet(other)(); stackless.run()
+        print("END")
+    """)
+    assert proc.stdout == "END\n"
+    assert "cannot switch tasklets during a garbage collection" in proc.stderr
+
+
+def test_a_tasklet_running_queued_kills_can_itself_be_killed():
+    ok("""
+        import stackless
+        log = []
+        def victim():
+            try:
+                stackless.schedule_remove(None)
+            finally:
+                log.append("victim cleanup")
+                stackless.getmain().switch()
+        def K():
+            v = stackless.tasklet(victim)(); v.run()
+            stackless.switch_trap(1)
+            del v                          # unreachable: its kill is queued
+            try:
+                stackless.switch_trap(-1)  # the queued kill runs here
+                log.append("K carried on?!")
+            except TaskletExit:
+                log.append("K got TaskletExit")
+                raise
+        k = stackless.tasklet(K)()
+        k.run()
+        k.kill()
+        print(log, k.alive)
+    """, expect="['victim cleanup', 'K got TaskletExit'] False\n")

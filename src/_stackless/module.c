@@ -249,8 +249,10 @@ mod_switch_trap(PyObject *m, PyObject *args)
     }
     int old = th->switch_trap;
     th->switch_trap += change;
-    if (th->switch_trap == 0 && th->nkills > 0) {
-        sl_run_queued_kills(th); /* kills a finaliser could not do while switching was off */
+    if (th->switch_trap == 0 && th->nkills > 0 && sl_run_queued_kills(th) < 0) {
+        /* the kills a finaliser could not do while switching was off ran, and meanwhile
+           this tasklet was thrown into */
+        return sl_resume_value(th->current);
     }
     return PyLong_FromLong(old);
 }
@@ -494,11 +496,28 @@ register_hooks(PyObject *module)
     PyObject *gc = PyImport_ImportModule("gc");
     PyObject *callbacks = gc ? PyObject_GetAttrString(gc, "callbacks") : NULL;
     PyObject *cb = PyObject_GetAttrString(module, "_gc_callback");
-    int err = callbacks && cb ? PyList_Append(callbacks, cb) : -1;
+    int err = callbacks && cb && PyList_Check(callbacks) ? PyList_Append(callbacks, cb) : -1;
     Py_XDECREF(gc);
-    Py_XDECREF(callbacks);
-    Py_XDECREF(cb);
-    return err;
+    if (err < 0) {
+        Py_XDECREF(callbacks);
+        Py_XDECREF(cb);
+        return -1;
+    }
+    Py_XSETREF(sl_state.gc_callbacks, callbacks);
+    Py_XSETREF(sl_state.gc_hook, cb);
+    return 0;
+}
+
+int
+sl_gc_hook_installed(void)
+{
+    PyObject *list = sl_state.gc_callbacks;
+    for (Py_ssize_t i = 0; list != NULL && i < PyList_GET_SIZE(list); i++) {
+        if (PyList_GET_ITEM(list, i) == sl_state.gc_hook) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int

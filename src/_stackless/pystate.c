@@ -4,11 +4,13 @@
  * difference between 3.11, 3.12 and 3.13 is resolved in the accessors at the top; the
  * functions below them are written once.
  */
-#include <Python.h>
+/* Compiled as core code (Py_BUILD_CORE from the start, so that the internal headers agree
+   with the public ones); it references only symbols libpython exports. */
 #define Py_BUILD_CORE 1
+#include <Python.h>
 #include "internal/pycore_frame.h"
+#include "internal/pycore_interp.h"
 #include "opcode.h"
-#undef Py_BUILD_CORE
 
 #include "pystate.h"
 
@@ -488,20 +490,19 @@ new_root_chunk(SlPyState *st, PyObject *callable)
 }
 
 int
-sl_pystate_capture_context(SlPyState *st)
+sl_pystate_copy_context(PyObject **out)
 {
     PyObject *ctx = PyThreadState_Get()->context;
-    PyObject *copy = NULL;
+    *out = NULL;
     if (ctx != NULL) {
         Py_ssize_t n = PyMapping_Size(ctx);
         if (n < 0) {
             return -1;
         }
-        if (n > 0 && (copy = PyContext_Copy(ctx)) == NULL) {
+        if (n > 0 && (*out = PyContext_Copy(ctx)) == NULL) {
             return -1;
         }
     }
-    Py_XSETREF(st->context, copy);
     return 0;
 }
 
@@ -511,9 +512,26 @@ sl_pystate_c_depth(PyThreadState *ts)
     return ts_c_depth(ts);
 }
 
+/* CPython's recursion limits assume the whole thread stack: a tasklet whose stack starts
+   below a base that already has `used` of it in use gets that share of the limits spent. */
+static void
+set_start_depths(PyThreadState *ts, SlPyState *st, int c_depth, double used)
+{
+    /* reported recursion depths leave this offset out */
+    st->depth_offset = (int)(ts_py_limit(ts) * used);
+#if defined(SL_PY312)
+    int share = (int)(C_RECURSION_LIMIT * used);
+    c_depth = c_depth > share ? c_depth : share;
+#elif defined(SL_PY313)
+    int share = (int)(Py_C_RECURSION_LIMIT * used);
+    c_depth = c_depth > share ? c_depth : share;
+#endif
+    st->py_bonus = 0;
+    ts_set_depths(ts, st->depth_offset, c_depth);
+}
 void
 sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
-                   void (*body)(void *), void *arg)
+                   double stack_used, void (*body)(void *), void *arg)
 {
 #if defined(SL_PY313)
     ts->current_frame = NULL;
@@ -544,7 +562,7 @@ sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_d
     ts->context = st->context;
     st->context = NULL;
     ts->context_ver++;
-    ts_set_depths(ts, 0, c_depth);
+    set_start_depths(ts, st, c_depth, stack_used);
     int *trash = ts_trash_nesting(ts);
     if (trash) {
         *trash = 0;
@@ -578,8 +596,9 @@ free_chunks(SlPyState *st)
     st->chunk_limit = NULL;
 }
 
-void
-sl_pystate_release(SlPyState *st)
+/* Forget everything but the frames; the references go to refs. */
+static void
+detach_state(SlPyState *st, SlRefs *refs)
 {
     free_chunks(st);
     st->frame = NULL;
@@ -594,10 +613,20 @@ sl_pystate_release(SlPyState *st)
     }
     st->exposed = NULL;
     st->exposed_capacity = 0;
-    st->py_depth = st->c_depth = st->py_bonus = 0;
+    st->py_depth = st->c_depth = st->py_bonus = st->depth_offset = 0;
     st->direct = 0;
-    Py_CLEAR(st->exc_value);
-    Py_CLEAR(st->context);
+    sl_refs_add(refs, st->exc_value);
+    st->exc_value = NULL;
+    sl_refs_add(refs, st->context);
+    st->context = NULL;
+}
+
+void
+sl_pystate_release(SlPyState *st)
+{
+    SlRefs refs = {NULL, 0, 0};
+    detach_state(st, &refs);
+    sl_refs_release(&refs);
 }
 
 /* ---- frames of a suspended tasklet ------------------------------------------------- */
@@ -657,29 +686,36 @@ sl_pystate_traverse(SlPyState *st, visitproc visit, void *arg)
     return 0;
 }
 
-/* References dropped by sl_pystate_discard() are collected first and released after the
-   frames are gone, because a release may run arbitrary code. */
-typedef struct {
-    PyObject **items;
-    size_t n, cap;
-} Garbage;
-
-static void
-garbage_add(Garbage *g, PyObject *o)
+void
+sl_refs_add(SlRefs *r, PyObject *o)
 {
     if (o == NULL) {
         return;
     }
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 32;
-        PyObject **items = realloc(g->items, cap * sizeof(PyObject *));
+    if (r->n == r->capacity) {
+        size_t cap = r->capacity ? r->capacity * 2 : 16;
+        PyObject **items = realloc(r->items, cap * sizeof(PyObject *));
         if (items == NULL) {
             return; /* out of memory: leak o rather than fail */
         }
-        g->items = items;
-        g->cap = cap;
+        r->items = items;
+        r->capacity = cap;
     }
-    g->items[g->n++] = o;
+    r->items[r->n++] = o;
+}
+
+void
+sl_refs_release(SlRefs *r)
+{
+    /* Take the array first: a release may add to another SlRefs, never to this one. */
+    PyObject **items = r->items;
+    size_t n = r->n;
+    r->items = NULL;
+    r->n = r->capacity = 0;
+    for (size_t i = 0; i < n; i++) {
+        Py_DECREF(items[i]);
+    }
+    free(items);
 }
 
 /* Give a frame object that outlives its frame a copy of the frame, as CPython does when a
@@ -705,7 +741,7 @@ hand_frame_to_object(Frame *f, int n)
 }
 
 static void
-discard_frame(SlPyState *st, Frame *f, Garbage *g)
+discard_frame(SlPyState *st, Frame *f, SlRefs *g)
 {
     int n = frame_live_slots(st, f);
     if (f->owner == FRAME_OWNED_BY_GENERATOR) {
@@ -719,34 +755,33 @@ discard_frame(SlPyState *st, Frame *f, Garbage *g)
         f->frame_obj = fo;
         hand_frame_to_object(f, n);
         f->frame_obj = NULL;
-        garbage_add(g, (PyObject *)fo);
+        sl_refs_add(g, (PyObject *)fo);
         return;
     }
-    garbage_add(g, (PyObject *)fo);
+    sl_refs_add(g, (PyObject *)fo);
     for (int i = 0; i < n; i++) {
-        garbage_add(g, f->localsplus[i]);
+        sl_refs_add(g, f->localsplus[i]);
         f->localsplus[i] = NULL;
     }
-    garbage_add(g, f->f_locals);
+    sl_refs_add(g, f->f_locals);
     f->f_locals = NULL;
-    garbage_add(g, *frame_func_slot(f));
+    sl_refs_add(g, *frame_func_slot(f));
     *frame_func_slot(f) = NULL;
     if (f->owner != FRAME_OWNED_BY_GENERATOR || !cleared_gen_frame_keeps_code()) {
-        garbage_add(g, *frame_code_slot(f));
+        sl_refs_add(g, *frame_code_slot(f));
         *frame_code_slot(f) = NULL;
     }
 }
 
 void
-sl_pystate_discard(SlPyState *st)
+sl_pystate_discard(SlPyState *st, SlRefs *refs)
 {
-    Garbage g = {NULL, 0, 0};
     if (!st->frames_unsafe) {
         Frame *f = st->frame;
         while (f != NULL) {
             Frame *previous = f->previous;
             if (f->owner == FRAME_OWNED_BY_THREAD || f->owner == FRAME_OWNED_BY_GENERATOR) {
-                discard_frame(st, f, &g);
+                discard_frame(st, f, refs);
             }
             f->previous = NULL;
             f = previous;
@@ -754,11 +789,7 @@ sl_pystate_discard(SlPyState *st)
     }
     st->nexposed = 0;
     st->frame = NULL;
-    sl_pystate_release(st);
-    for (size_t i = 0; i < g.n; i++) {
-        Py_DECREF(g.items[i]);
-    }
-    free(g.items);
+    detach_state(st, refs);
 }
 
 /* ---- introspection ------------------------------------------------------------------ */
@@ -809,9 +840,9 @@ sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st)
 }
 
 int
-sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st)
+sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st, int running)
 {
-    return st ? st->py_depth : ts_py_depth(ts);
+    return (running ? ts_py_depth(ts) + st->py_bonus : st->py_depth) - st->depth_offset;
 }
 
 /* ---- version-dependent public API --------------------------------------------------- */
@@ -889,4 +920,10 @@ sl_pystate_thread_ids(void)
         Py_DECREF(id);
     }
     return ids;
+}
+
+int
+sl_pystate_gc_collecting(void)
+{
+    return PyInterpreterState_Get()->gc.collecting;
 }

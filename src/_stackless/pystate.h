@@ -16,6 +16,19 @@
 
 #include <Python.h>
 
+/* References to release once the caller's own state is consistent again: a release may run
+   arbitrary code, which may even switch tasklets. */
+typedef struct SlRefs {
+    PyObject **items;
+    size_t n, capacity;
+} SlRefs;
+
+/* Take over a reference (NULL is ignored). Out of memory, the object leaks. */
+void sl_refs_add(SlRefs *r, PyObject *o);
+
+/* Release every reference taken over; empties r. */
+void sl_refs_release(SlRefs *r);
+
 /* A frame whose `previous` link was redirected past C-stack frames while its tasklet is
    suspended (3.12+), and the original link to put back before it runs again. */
 typedef struct SlFrameLink {
@@ -38,6 +51,7 @@ typedef struct SlPyState {
     PyObject **stack_top;   /* top of the innermost frame's value stack, if known */
     int direct;             /* it blocked in a call made by its innermost frame itself */
     int py_bonus;           /* Python depth it was resumed with beyond a lowered limit */
+    int depth_offset;       /* recursion depth it started at for the C stack above its base */
     int py_depth;           /* Python recursion depth */
     int c_depth;            /* C recursion depth (3.12+) */
     int trash_nesting;
@@ -66,17 +80,18 @@ void sl_pystate_restore(PyThreadState *ts, SlPyState *st);
 
 /* --- the life of a tasklet --- */
 
-/* The contextvars context a new tasklet will run in: a copy of the calling context (none
-   while that is empty, so that a fresh empty one is made only if the tasklet uses one).
-   Returns 0, or -1 with an exception set. */
-int sl_pystate_capture_context(SlPyState *st);
+/* The contextvars context a new tasklet will run in: a new reference to a copy of the
+   calling context, or NULL while that is empty (a fresh empty one is made only if the
+   tasklet uses one). Returns 0, or -1 with an exception set. */
+int sl_pystate_copy_context(PyObject **out);
 
-/* Install a fresh state for the tasklet whose stack we are now on, with its own small frame
-   data-stack chunk sized for `callable`, Python recursion depth 0 and C recursion depth
-   c_depth (where its C stack starts), then call body(arg). body must never return: a
-   tasklet ends by switching away for good. */
+/* Install a fresh state for the tasklet whose stack we are now on and call body(arg), which
+   must never return (a tasklet ends by switching away for good). The tasklet gets its own
+   small frame data-stack chunk, sized for `callable`, and the recursion budget that fits
+   the C stack left below its base: stack_used is the fraction of the thread's stack in use
+   above the base, c_depth the C recursion depth there. */
 void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
-                        void (*body)(void *), void *arg);
+                        double stack_used, void (*body)(void *), void *arg);
 
 /* The running context's C recursion depth (0 where the version has no separate counter). */
 int sl_pystate_c_depth(PyThreadState *ts);
@@ -84,9 +99,10 @@ int sl_pystate_c_depth(PyThreadState *ts);
 /* Free what a finished tasklet's state still holds. It may run Python code (DECREF). */
 void sl_pystate_release(SlPyState *st);
 
-/* Drop the frames of a suspended tasklet without running any of its code (no finally,
-   no TaskletExit), then release. References held only by its C stack are leaked. */
-void sl_pystate_discard(SlPyState *st);
+/* Drop everything a tasklet's state holds, the frames of a suspended one included, without
+   running any of its code (no finally, no TaskletExit). The references go to refs, for the
+   caller to release; references held only by its C stack are leaked. */
+void sl_pystate_discard(SlPyState *st, SlRefs *refs);
 
 /* --- looking at a suspended (or the running) tasklet --- */
 
@@ -100,8 +116,8 @@ PyObject *sl_pystate_frame(PyThreadState *ts, SlPyState *st);
    made from C rather than by its innermost frame. st NULL: the running context. */
 int sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st);
 
-/* Python call depth. st NULL: the running context. */
-int sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st);
+/* Python call depth of the tasklet whose state is st: running, or suspended. */
+int sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st, int running);
 
 /* Visit the references a suspended tasklet's frames and state own. */
 int sl_pystate_traverse(SlPyState *st, visitproc visit, void *arg);
@@ -120,6 +136,9 @@ void sl_pystate_restore_error(PyObject *exc);
 
 /* The idents of all threads of the calling interpreter, oldest first (new list). */
 PyObject *sl_pystate_thread_ids(void);
+
+/* Whether the cycle collector is running (in this interpreter). */
+int sl_pystate_gc_collecting(void);
 
 /* Whether the interpreter is being finalised (no more switching into tasklets). */
 int sl_pystate_finalizing(void);

@@ -130,10 +130,12 @@ is_floating(SlTasklet *t)
     return sl_tasklet_alive(t) && !t->in_runqueue && t->channel == NULL;
 }
 
+static int gc_forbids_switch(SlThread *th);
+
 int
 sl_check_switch(SlThread *th)
 {
-    if (th->gc_unsafe) {
+    if (gc_forbids_switch(th)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "cannot switch tasklets during a garbage collection that runs inside a "
                         "tasklet");
@@ -182,7 +184,7 @@ sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t
 static int
 can_switch(SlThread *th)
 {
-    return !th->gc_unsafe && !th->in_callback && !th->switch_trap;
+    return !th->in_callback && !th->switch_trap && !gc_forbids_switch(th);
 }
 
 /* ---- the switch ------------------------------------------------------------------- */
@@ -203,19 +205,21 @@ choose_stack_base(SlThread *th)
     char *sp = &here;
     size_t headroom = SL_BASE_HEADROOM;
     pthread_attr_t attr;
-    void *low;
-    size_t size;
+    void *low = NULL;
+    size_t size = 0;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &low, &size) == 0 && (char *)low < sp) {
-            size_t left = (size_t)(sp - (char *)low);
-            if (headroom > left / 8) {
-                headroom = left / 8;
-            }
+        if (pthread_attr_getstack(&attr, &low, &size) != 0 || (char *)low >= sp) {
+            low = NULL;
+            size = 0;
         }
         pthread_attr_destroy(&attr);
     }
+    if (size && headroom > (size_t)(sp - (char *)low) / 8) {
+        headroom = (size_t)(sp - (char *)low) / 8;
+    }
     th->stack_base = (char *)(((uintptr_t)(sp - headroom)) & ~(uintptr_t)15);
     th->c_depth_base = sl_pystate_c_depth(th->tstate);
+    th->stack_used = size ? (double)((char *)low + size - th->stack_base) / (double)size : 0.0;
 }
 
 /* Runs on the outgoing stack: keep its bytes, then say where the target's stack is. */
@@ -242,7 +246,8 @@ on_restore(void *ctx, void *sp)
     SlThread *th = ctx;
     SlTasklet *to = th->switch_to;
     if (to->stack.sp == NULL) {
-        sl_pystate_run_new(th->tstate, &to->pystate, to->func, th->c_depth_base, tasklet_main, th);
+        sl_pystate_run_new(th->tstate, &to->pystate, to->func, th->c_depth_base, th->stack_used,
+                           tasklet_main, th);
     }
     sl_stack_restore(&to->stack);
     return NULL;
@@ -509,8 +514,9 @@ sl_nesting_level(SlTasklet *t)
 PyObject *
 sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site)
 {
-    if (th->nkills > 0) {
-        sl_run_queued_kills(th); /* a yield is a safe point, even with nothing to yield to */
+    if (th->nkills > 0 && sl_run_queued_kills(th) < 0) {
+        /* a yield is a safe point, even with nothing to yield to */
+        return sl_resume_value(th->current);
     }
     SlTasklet *cur = th->current;
     SlTasklet *next = cur->next != cur ? cur->next : NULL;
@@ -585,8 +591,8 @@ pop_watchdogs(SlThread *th, SlTasklet *w)
 PyObject *
 sl_run_watchdog(SlThread *th, PyObject **site)
 {
-    if (th->nkills > 0) {
-        sl_run_queued_kills(th);
+    if (th->nkills > 0 && sl_run_queued_kills(th) < 0) {
+        return sl_resume_value(th->current);
     }
     SlTasklet *w = th->current;
     SlTasklet *next = w->next != w ? w->next : NULL;
@@ -629,6 +635,22 @@ sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site)
     return sl_resume_value(cur);
 }
 
+/* sl_throw() to another tasklet, except that what the caller finds in its own tempval
+   when it resumes stays there. 0, or -1 with an exception if it may not switch now. */
+static int
+throw_to(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site)
+{
+    if (!pending && sl_check_switch(th) < 0) {
+        return -1;
+    }
+    PyObject *replaced = wake_with(th, t, Py_NewRef(bomb));
+    if (!pending) {
+        transfer(th, t, NULL, 0, site);
+    }
+    Py_XDECREF(replaced);
+    return 0;
+}
+
 PyObject *
 sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site)
 {
@@ -636,14 +658,9 @@ sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **sit
     if (t == cur) {
         return sl_bomb_explode(bomb);
     }
-    if (!pending && sl_check_switch(th) < 0) {
+    if (throw_to(th, t, bomb, pending, site) < 0) {
         return NULL;
     }
-    PyObject *replaced = wake_with(th, t, Py_NewRef(bomb));
-    if (!pending) {
-        transfer(th, t, NULL, 0, site);
-    }
-    Py_XDECREF(replaced);
     if (pending) {
         Py_RETURN_NONE;
     }
@@ -676,36 +693,30 @@ sl_block_leave(SlThread *th)
 /* ---- dropping a suspended tasklet ------------------------------------------------------ */
 
 void
-sl_discard(SlTasklet *t)
+sl_discard(SlTasklet *t, SlRefs *refs)
 {
     SlThread *th = t->thread;
-    /* Dead first: whatever the releases below run must not see it alive. The caller holds
-       a reference, so the queues' references can be dropped last. */
     t->state = SL_NEW;
     sl_forget_started(t);
-    int drop = 0;
     if (t->channel != NULL) {
         sl_channel_unblock(t);
-        drop++;
+        sl_refs_add(refs, (PyObject *)t);
     }
     if (t->in_runqueue && th != NULL) {
         sl_rq_unlink(th, t);
-        drop++;
+        sl_refs_add(refs, (PyObject *)t);
     }
     for (Py_ssize_t i = 0; th != NULL && i < th->nwatchdogs; i++) {
         if (th->watchdogs[i] == t) {
             memmove(&th->watchdogs[i], &th->watchdogs[i + 1],
                     sizeof(SlTasklet *) * (size_t)(th->nwatchdogs - i - 1));
             th->nwatchdogs--;
-            drop++;
+            sl_refs_add(refs, (PyObject *)t);
             break;
         }
     }
     sl_stack_release(&t->stack);
-    sl_pystate_discard(&t->pystate);
-    while (drop--) {
-        Py_DECREF(t);
-    }
+    sl_pystate_discard(&t->pystate, refs);
 }
 
 int
@@ -733,6 +744,21 @@ sl_thread_exists(unsigned long id)
    tasklet at its usual depth is well above the base and may switch freely. */
 #define SL_GC_MARGIN (16 * 1024)
 
+/* The hook in gc.callbacks tells exactly which thread collects; should someone have
+   removed it, a collection anywhere forbids switching in tasklets here. */
+static int
+gc_forbids_switch(SlThread *th)
+{
+    if (th->gc_unsafe) {
+        return 1;
+    }
+    if (th->stack_base == NULL || !sl_pystate_gc_collecting() || sl_gc_hook_installed()) {
+        return 0;
+    }
+    char here;
+    return &here < th->stack_base + SL_GC_MARGIN;
+}
+
 void
 sl_gc_started(void)
 {
@@ -743,8 +769,9 @@ sl_gc_started(void)
     }
 }
 
-/* Kill t now. The current tasklet's tempval is kept: it may be in the middle of an
-   operation whose result sits there. */
+/* Kill t now, from wherever the current tasklet is. Its tempval is kept for the operation
+   it is in the middle of; but if something was delivered to it meanwhile (it was thrown
+   into, or killed, while it waited for t), that wins and is raised when it resumes. */
 static void
 kill_now(SlThread *th, SlTasklet *t)
 {
@@ -752,17 +779,23 @@ kill_now(SlThread *th, SlTasklet *t)
     PyObject *kept = cur->tempval;
     cur->tempval = NULL;
     /* It may catch TaskletExit and suspend again; try a few times. */
-    for (int attempt = 0; attempt < 10 && t->state == SL_STARTED && t != th->current; attempt++) {
+    for (int attempt = 0;
+         attempt < 10 && t->state == SL_STARTED && t != th->current && cur->tempval == NULL;
+         attempt++) {
         PyObject *bomb = sl_bomb_new(sl_module->TaskletExit, NULL, NULL);
-        PyObject *r = bomb ? sl_throw(th, t, bomb, 0, NULL) : NULL;
+        int err = bomb ? throw_to(th, t, bomb, 0, NULL) : -1;
         Py_XDECREF(bomb);
-        if (r == NULL) {
+        if (err < 0) {
             sl_pystate_write_unraisable("while killing an unreachable tasklet", (PyObject *)t);
             break;
         }
-        Py_DECREF(r);
     }
-    Py_XSETREF(cur->tempval, kept);
+    if (cur->tempval == NULL) {
+        cur->tempval = kept;
+    }
+    else {
+        Py_XDECREF(kept);
+    }
 }
 
 /* A finaliser may run anywhere: inside a collection whose working lists are on this
@@ -789,25 +822,25 @@ sl_kill_unreachable(SlThread *th, SlTasklet *t)
     th->kills[th->nkills++] = (SlTasklet *)Py_NewRef(t); /* resurrected until then */
 }
 
-void
+int
 sl_run_queued_kills(SlThread *th)
 {
-    if (th->killing || !can_switch(th)) {
-        return;
+    SlTasklet *cur = th->current;
+    if (!can_switch(th) || cur->tempval != NULL) {
+        return 0;
     }
-    th->killing = 1;
     PyObject *saved = sl_pystate_fetch_error();
-    while (th->nkills > 0 && can_switch(th)) {
+    /* Stop as soon as something is delivered to the current tasklet: it must see that. */
+    while (th->nkills > 0 && can_switch(th) && cur->tempval == NULL) {
         SlTasklet *t = th->kills[--th->nkills];
-        if (t->state == SL_STARTED && t->thread == th && !t->is_main && t != th->current) {
+        if (t->state == SL_STARTED && t->thread == th && !t->is_main && t != cur) {
             kill_now(th, t);
         }
         Py_DECREF(t);
     }
     sl_pystate_restore_error(saved);
-    th->killing = 0;
+    return cur->tempval != NULL ? -1 : 0;
 }
-
 void
 sl_gc_stopped(void)
 {

@@ -27,10 +27,10 @@ typedef struct SlThread {
     int in_callback;   /* a schedule or channel callback is running: no switching */
     char *stack_base;  /* every tasklet's C stack lies below this address */
     int c_depth_base;  /* the C recursion depth at the stack base: where tasklets start */
+    double stack_used; /* fraction of the thread\'s stack in use above the stack base */
     int gc_unsafe;     /* a collection runs with its lists near or below the stack base */
     SlTasklet **kills; /* owned: unreachable tasklets to kill at the next safe point */
     Py_ssize_t nkills, kills_capacity;
-    int killing; /* sl_run_queued_kills() is running */
     /* the switch in progress, read by the stack hooks and by the tasklet switched to */
     SlTasklet *switch_from, *switch_to;
     int switch_ends;   /* switch_from has ended and will not resume */
@@ -107,8 +107,10 @@ void sl_gc_stopped(void);
    as it is (queued until the next switch, the end of a collection or callback). */
 void sl_kill_unreachable(SlThread *th, SlTasklet *t);
 
-/* Run the kills queued by sl_kill_unreachable() if switching is possible now. */
-void sl_run_queued_kills(SlThread *th);
+/* Run the kills queued by sl_kill_unreachable() if switching is possible now. Returns -1
+   if meanwhile something was delivered to the current tasklet (it was thrown into or
+   killed): a caller that can raise should then return sl_resume_value(th->current). */
+int sl_run_queued_kills(SlThread *th);
 
 /* C-level re-entries of the interpreter in t's frames beyond its own start: 0 means its
    frames are all Python's (it could be pickled and resumed). */
@@ -116,8 +118,8 @@ int sl_nesting_level(SlTasklet *t);
 
 /* Forget a suspended tasklet's frames and C stack without running any of its code
    (re-binding, or a tasklet that cannot be killed): it leaves every queue and the watchdog
-   stack and is not alive any more. */
-void sl_discard(SlTasklet *t);
+   stack and is not alive any more. The references it held go to refs. */
+void sl_discard(SlTasklet *t, SlRefs *refs);
 
 /* Whether a thread of the calling interpreter has ident `id` (-1 with an exception set). */
 int sl_thread_exists(unsigned long id);

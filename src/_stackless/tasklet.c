@@ -81,26 +81,104 @@ nesting_level(SlTasklet *t)
 
 /* ---- binding ------------------------------------------------------------------------ */
 
-/* Set up the pending call func(*args, **kwargs); the tasklet becomes alive. */
+/* A call a tasklet is about to be set up with. It is prepared completely before the tasklet
+   is touched (preparing allocates, and an allocation may run finalisers that look at or
+   even re-bind the tasklet), then installed with plain pointer moves, and what the tasklet
+   held before is released last. */
+typedef struct {
+    PyObject *func, *args, *kwargs, *context;
+} Call;
+
 static int
-make_pending(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
+prepare_call(Call *c, PyObject *func, PyObject *args, PyObject *kwargs)
 {
-    Py_XSETREF(t->func, Py_NewRef(func));
-    Py_XSETREF(t->args, args ? Py_NewRef(args) : PyTuple_New(0));
-    if (t->args == NULL) {
+    c->func = Py_NewRef(func);
+    c->args = args ? Py_NewRef(args) : PyTuple_New(0);
+    c->kwargs = NULL;
+    c->context = NULL;
+    if (c->args == NULL) {
         return -1;
     }
-    Py_CLEAR(t->kwargs);
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0 &&
-        (t->kwargs = PyDict_Copy(kwargs)) == NULL) {
+        (c->kwargs = PyDict_Copy(kwargs)) == NULL) {
         return -1;
     }
     /* Each tasklet runs in its own contextvars context, copied from its creator's. */
-    if (sl_pystate_capture_context(&t->pystate) < 0) {
+    return sl_pystate_copy_context(&c->context);
+}
+
+static void
+forget_call(Call *c)
+{
+    Py_XDECREF(c->func);
+    Py_XDECREF(c->args);
+    Py_XDECREF(c->kwargs);
+    Py_XDECREF(c->context);
+}
+
+/* Empty the tasklet: its frames (if suspended), call, tempval and interpreter state go to
+   old. It is new (not alive) afterwards. */
+static void
+empty_tasklet(SlTasklet *t, SlRefs *old)
+{
+    if (t->state == SL_STARTED) {
+        sl_discard(t, old);
+    }
+    else {
+        sl_pystate_discard(&t->pystate, old);
+    }
+    sl_refs_add(old, t->func);
+    sl_refs_add(old, t->args);
+    sl_refs_add(old, t->kwargs);
+    sl_refs_add(old, t->tempval);
+    t->func = t->args = t->kwargs = t->tempval = NULL;
+    t->state = SL_NEW;
+}
+
+/* Install a prepared call (consumed): the tasklet becomes alive (set up, not started). */
+static void
+install_call(SlTasklet *t, Call *c)
+{
+    t->func = c->func;
+    t->args = c->args;
+    t->kwargs = c->kwargs;
+    t->pystate.context = c->context;
+    t->state = SL_PENDING;
+}
+
+/* The state checks of bind(), in the spec's order (after the argument checks). */
+static int
+check_rebindable(SlTasklet *t, int with_call, PyObject **callable)
+{
+    if (is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "can't (re)bind the current tasklet");
         return -1;
     }
-    Py_CLEAR(t->tempval);
-    t->state = SL_PENDING;
+    if (sl_tasklet_scheduled(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
+        return -1;
+    }
+    if (nesting_level(t) > 0 && !t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
+        return -1;
+    }
+    if (t->is_main) {
+        PyErr_SetString(PyExc_RuntimeError, "can't unbind the main tasklet");
+        return -1;
+    }
+    if (with_call && *callable == NULL) {
+        if (t->tempval != NULL && t->state == SL_NEW && PyCallable_Check(t->tempval)) {
+            *callable = t->tempval;
+        }
+        else {
+            PyErr_SetString(PyExc_RuntimeError, "the tasklet was not bound to a function");
+            return -1;
+        }
+    }
+    if (with_call && t->thread == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return -1;
+    }
     return 0;
 }
 
@@ -128,59 +206,35 @@ do_bind(SlTasklet *t, PyObject *func, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "kwargs must be a dict");
         return NULL;
     }
-    if (is_current(t)) {
-        PyErr_SetString(PyExc_RuntimeError, "can't (re)bind the current tasklet");
-        return NULL;
-    }
-    if (sl_tasklet_scheduled(t)) {
-        PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
-        return NULL;
-    }
-    if (nesting_level(t) > 0 && !t->is_main) {
-        PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
-        return NULL;
-    }
-    if (t->is_main) {
-        PyErr_SetString(PyExc_RuntimeError, "can't unbind the main tasklet");
-        return NULL;
-    }
     int with_call = args != NULL || kwargs != NULL;
     PyObject *callable = func;
-    if (with_call && callable == NULL) {
-        if (t->tempval != NULL && t->state == SL_NEW && PyCallable_Check(t->tempval)) {
-            callable = t->tempval;
+    if (check_rebindable(t, with_call, &callable) < 0) {
+        return NULL;
+    }
+    Call c = {NULL, NULL, NULL, NULL};
+    if (with_call) {
+        if (prepare_call(&c, callable, args, kwargs) < 0) {
+            forget_call(&c);
+            return NULL;
         }
-        else {
-            PyErr_SetString(PyExc_RuntimeError, "the tasklet was not bound to a function");
+        /* preparing may have run code that changed the tasklet: look again */
+        callable = func;
+        if (check_rebindable(t, with_call, &callable) < 0) {
+            forget_call(&c);
             return NULL;
         }
     }
-    if (with_call && t->thread == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
-        return NULL;
-    }
-    Py_XINCREF(callable);
-    if (t->state == SL_STARTED) {
-        sl_discard(t);
-    }
-    Py_CLEAR(t->func);
-    Py_CLEAR(t->args);
-    Py_CLEAR(t->kwargs);
-    t->state = SL_NEW;
-    int err = 0;
+    PyObject *bound = with_call ? NULL : Py_XNewRef(callable);
+    SlRefs old = {NULL, 0, 0};
+    empty_tasklet(t, &old);
     if (with_call) {
-        err = make_pending(t, callable, args, kwargs);
-        if (err < 0) {
-            sl_pystate_release(&t->pystate);
-            t->state = SL_NEW;
-        }
+        install_call(t, &c);
     }
     else {
-        Py_XSETREF(t->tempval, Py_XNewRef(callable));
-        sl_pystate_release(&t->pystate);
+        t->tempval = bound;
     }
-    Py_XDECREF(callable);
-    return err < 0 ? NULL : Py_NewRef(t);
+    sl_refs_release(&old);
+    return Py_NewRef(t);
 }
 
 static PyObject *
@@ -215,35 +269,42 @@ tasklet_init(SlTasklet *t, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-static PyObject *
-tasklet_setup(SlTasklet *t, PyObject *args, PyObject *kwds)
+/* The state checks of setup(); 0, or -1 with the spec's error. */
+static int
+check_settable(SlTasklet *t)
 {
-    if (sl_tasklet_alive(t)) {
+    if (sl_tasklet_alive(t) || is_current(t)) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet is alive");
-        return NULL;
+        return -1;
     }
     PyObject *func = t->state == SL_NEW ? t->tempval : NULL;
     if (func == NULL || !PyCallable_Check(func)) {
         PyErr_SetString(PyExc_RuntimeError, "the tasklet was not bound to a function");
-        return NULL;
+        return -1;
     }
     if (t->thread == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return -1;
+    }
+    return own_thread(t) == NULL ? -1 : 0;
+}
+
+static PyObject *
+tasklet_setup(SlTasklet *t, PyObject *args, PyObject *kwds)
+{
+    if (check_settable(t) < 0) {
         return NULL;
     }
-    SlThread *th = own_thread(t);
-    if (th == NULL) {
+    Call c = {NULL, NULL, NULL, NULL};
+    if (prepare_call(&c, t->tempval, args, kwds) < 0 || check_settable(t) < 0) {
+        forget_call(&c);
         return NULL;
     }
-    Py_INCREF(func);
-    int err = make_pending(t, func, args, kwds);
-    Py_DECREF(func);
-    if (err < 0) {
-        sl_pystate_release(&t->pystate);
-        t->state = SL_NEW;
-        return NULL;
-    }
-    sl_rq_append(th, t);
+    PyObject *bound = t->tempval; /* the callable, now in c.func */
+    t->tempval = NULL;
+    install_call(t, &c);
+    sl_rq_append(t->thread, t);
+    Py_DECREF(bound);
     return Py_NewRef(t);
 }
 
@@ -264,7 +325,7 @@ check_runnable(SlTasklet *t)
         PyErr_SetString(PyExc_RuntimeError, "Target thread isn't initialized");
         return -1;
     }
-    if (!sl_tasklet_alive(t) && !is_current(t)) {
+    if (!sl_tasklet_alive(t)) {
         PyErr_SetString(PyExc_RuntimeError, "You cannot run an unbound(dead) tasklet");
         return -1;
     }
@@ -740,9 +801,9 @@ get_recursion_depth(SlTasklet *t, void *c)
         if (t->thread != sl_thread_peek()) {
             return PyLong_FromLong(0); /* running in another thread: not inspectable yet */
         }
-        return PyLong_FromLong(sl_pystate_recursion_depth(PyThreadState_Get(), NULL));
+        return PyLong_FromLong(sl_pystate_recursion_depth(PyThreadState_Get(), &t->pystate, 1));
     }
-    return PyLong_FromLong(sl_pystate_recursion_depth(NULL, &t->pystate));
+    return PyLong_FromLong(sl_pystate_recursion_depth(NULL, &t->pystate, 0));
 }
 
 static PyObject *
@@ -892,16 +953,13 @@ tasklet_traverse(SlTasklet *t, visitproc visit, void *arg)
 static int
 tasklet_clear(SlTasklet *t)
 {
-    if (is_suspended(t)) {
-        sl_discard(t);
+    if (t->state == SL_STARTED && !is_suspended(t)) {
+        Py_CLEAR(t->tempval); /* running (or main): its frames are not ours to drop */
+        return 0;
     }
-    else if (t->state != SL_STARTED) {
-        sl_pystate_release(&t->pystate);
-    }
-    Py_CLEAR(t->tempval);
-    Py_CLEAR(t->func);
-    Py_CLEAR(t->args);
-    Py_CLEAR(t->kwargs);
+    SlRefs old = {NULL, 0, 0};
+    empty_tasklet(t, &old);
+    sl_refs_release(&old);
     return 0;
 }
 
@@ -932,16 +990,10 @@ tasklet_dealloc(SlTasklet *t)
     if (t->weakreflist != NULL) {
         PyObject_ClearWeakRefs((PyObject *)t);
     }
-    if (is_suspended(t)) {
-        sl_discard(t);
-    }
-    sl_forget_started(t);
-    sl_stack_release(&t->stack);
-    sl_pystate_release(&t->pystate);
-    Py_CLEAR(t->tempval);
-    Py_CLEAR(t->func);
-    Py_CLEAR(t->args);
-    Py_CLEAR(t->kwargs);
+    /* No queue holds it (it would hold a reference), so nothing but its own state is left. */
+    SlRefs old = {NULL, 0, 0};
+    empty_tasklet(t, &old);
+    sl_refs_release(&old);
     tp->tp_free(t);
     Py_DECREF(tp);
 }
