@@ -277,12 +277,6 @@ first_complete(SlPyState *st)
 
 static void learn_chunk_size(SlPyState *st);
 
-void *
-sl_pystate_current_frame(PyThreadState *ts)
-{
-    return ts_frame(ts);
-}
-
 /* Whether frame f is executing a FOR_ITER instruction (so a __next__ it called came
    straight from the eval loop). */
 static int

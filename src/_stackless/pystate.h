@@ -10,6 +10,8 @@
  * recursion depths, the handled-exception stack, the contextvars context, the trashcan
  * nesting and the tracing counter. Per OS thread and left alone: trace/profile functions,
  * the raised exception, thread ids, async exceptions, the trashcan's delete_later list.
+ * Also here: whether the cycle collector runs, and the few public calls whose spelling
+ * differs between versions.
  */
 #ifndef SL_PYSTATE_H
 #define SL_PYSTATE_H

@@ -9,7 +9,8 @@
  * base, so at any moment only the running context's bytes are live on the real stack; every
  * suspended context keeps an exact copy of its used part on the heap and gets it back at
  * the same addresses before it resumes. A blocked tasklet costs exactly the bytes its C
- * frames use (about 1 KiB), with no mapping of its own.
+ * frames use (about 0.8 KiB when it blocked in a channel call made from Python), with no
+ * memory mapping of its own.
  */
 #ifndef SL_SLICING_H
 #define SL_SLICING_H
