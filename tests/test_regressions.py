@@ -464,3 +464,194 @@ def test_a_tasklet_running_queued_kills_can_itself_be_killed():
         k.kill()
         print(log, k.alive)
     """, expect="['victim cleanup', 'K got TaskletExit'] False\n")
+
+
+def test_error_report_of_the_schedule_callback_cannot_switch():
+    # The report of a failing schedule callback runs Python code (sys.unraisablehook) in
+    # the middle of a switch; it must not switch away from a half-ended tasklet.
+    proc = ok("""
+        import stackless, sys
+        seen = []
+        def rebinder():
+            seen[0].bind(lambda: print("the dead tasklet ran again"), ())
+            seen[0].insert()
+        def hook(u):
+            print("reported:", type(u.exc_value).__name__)
+            if not seen:
+                seen.append(stackless.current)
+                try:
+                    stackless.tasklet(rebinder)().run()
+                except RuntimeError as e:
+                    print("refused:", e)
+        sys.unraisablehook = hook
+        def cb(prev, nxt):
+            if prev is not None and prev is not stackless.main and not prev.alive:
+                raise KeyError("cb")
+        stackless.set_schedule_callback(cb)
+        stackless.tasklet(lambda: None)()
+        stackless.run()
+        stackless.set_schedule_callback(None)
+        print("END")
+    """)
+    assert proc.stdout == ("reported: KeyError\n"
+                           "refused: cannot switch tasklets inside a schedule or channel "
+                           "callback\nEND\n")
+
+
+def test_result_of_the_schedule_callback_is_released_before_switching_is_allowed():
+    proc = ok("""
+        import stackless
+        log = []
+        class Result:
+            def __del__(self):
+                if stackless.current is not stackless.main and not log:
+                    try:
+                        stackless.tasklet(lambda: None)().run()
+                        log.append("switched")
+                    except RuntimeError as e:
+                        log.append(str(e))
+        stackless.set_schedule_callback(lambda prev, nxt: Result())
+        stackless.tasklet(lambda: None)()
+        stackless.run()
+        stackless.set_schedule_callback(None)
+        print(log)
+    """)
+    assert proc.stdout == "['cannot switch tasklets inside a schedule or channel callback']\n"
+
+
+def test_collection_whose_start_our_hook_missed():
+    # A one-shot gc callback placed before ours removes itself at "start"; CPython then
+    # skips the next entry, our hook. The collection runs inside a tasklet: a __del__ must
+    # still not switch while the collector's lists are on that tasklet's stack.
+    proc = ok("""
+        import gc, stackless
+        keep = []
+        def once(phase, info):
+            gc.callbacks.remove(once)
+        class Fin:
+            def __del__(self):
+                keep.append(self.y)
+                stackless.schedule()
+        def other(n=60):
+            if n:
+                return list(map(other, [n - 1]))
+            stackless.schedule()
+            for y in keep:
+                y.clear()
+            keep.clear()
+            stackless.schedule()
+        def collector():
+            for i in range(20):
+                f = Fin(); z = [f]; f.y = [z, [z], [z]]
+            del f, z
+            gc.callbacks.insert(0, once)
+            gc.collect()
+        gc.disable()
+        stackless.tasklet(other)()
+        stackless.tasklet(collector)()
+        stackless.run()
+        print("END")
+    """)
+    assert proc.stdout == "END\n"
+    assert "cannot switch tasklets during a garbage collection" in proc.stderr
+
+
+def test_hook_removed_during_a_collection_does_not_forbid_switching_later():
+    ok("""
+        import gc, stackless
+        hooks = [cb for cb in gc.callbacks if "gc_callback" in repr(cb)]
+        assert len(hooks) == 1
+        class RemoveHook:
+            def __del__(self):
+                gc.callbacks.remove(hooks[0])
+        def collector():
+            x = RemoveHook(); x.self = x; del x
+            gc.collect()                 # "stop" does not reach our hook any more
+            gc.callbacks.append(hooks[0])
+        stackless.tasklet(collector)(); stackless.run()
+        log = []
+        def worker(i):
+            stackless.schedule()
+            log.append(i)
+        stackless.tasklet(worker)(1); stackless.tasklet(worker)(2)
+        stackless.run()
+        print(log)
+    """, expect="[1, 2]\n")
+
+
+def test_recursion_error_headroom_belongs_to_the_tasklet_that_overflowed():
+    # CPython allows a few extra calls while it reports a RecursionError; a switch made in
+    # that window (here: from an exception's __init__ while it is being normalised) must
+    # not hand the allowance to another tasklet, whose recursion would then never stop.
+    ok("""
+        import stackless
+        def deep(n=0):
+            try:
+                return deep(n + 1)
+            except RecursionError:
+                return n
+        def victim():
+            print("victim stopped at a RecursionError:", deep() > 100)
+        class E(Exception):
+            def __init__(self, *a):
+                stackless.schedule()
+        stackless.tasklet(victim)()
+        try:
+            stackless.current.throw(E)
+        except E:
+            print("main caught E")
+    """, expect="victim stopped at a RecursionError: True\nmain caught E\n")
+
+
+def test_kill_delivered_at_the_end_of_a_collection_is_raised_by_the_next_switch():
+    # A queued kill runs when the collection stops, inside the collector's hook, where the
+    # exception the victim's finally clause throws into main cannot be raised; main's next
+    # scheduling operation raises it instead of losing it.
+    ok("""
+        import gc, stackless, sys
+        gc.disable()
+        def victim(box):
+            try:
+                stackless.schedule_remove()
+            finally:
+                stackless.main.throw(ValueError("from finally"))
+        def make():
+            box = []
+            t = stackless.tasklet(victim)(box); box.append(t)
+            t.run()
+        make()
+        def deep(n):
+            if n == 0:
+                gc.collect()
+                try:
+                    stackless.schedule()
+                    print("schedule returned")
+                except ValueError as e:
+                    print("schedule raised", e)
+                return 0
+            return list(map(deep, [n - 1]))[0]
+        sys.setrecursionlimit(5000)
+        deep(400)
+    """, expect="schedule raised from finally\n")
+
+
+def test_exception_class_whose_init_recurses_deeply():
+    # Thrown as a class, the exception is instantiated when it is raised; 3.11's lazy
+    # normalisation would run __init__ with the recursion check relaxed (a fatal error
+    # once it recursed to the limit).
+    ok("""
+        import stackless
+        def deep(n=0):
+            try:
+                return deep(n + 1)
+            except RecursionError:
+                return n
+        class E(Exception):
+            def __init__(self, *args):
+                super().__init__(*args)
+                self.depth = deep()
+        try:
+            stackless.current.throw(E, "x")
+        except E as e:
+            print("caught", e.args, e.depth > 100)
+    """, expect="caught ('x',) True\n")

@@ -70,15 +70,35 @@ sl_bomb_explode(PyObject *bomb)
         PyErr_SetString(PyExc_TypeError, "the bomb carries no exception class");
         return NULL;
     }
-    /* A class and its arguments: instantiated here, in the tasklet that resumes. */
-    PyErr_SetObject(type, value != NULL ? value : Py_None);
-    if (tb != NULL) {
-        PyObject *exc = sl_pystate_fetch_error();
-        if (exc != NULL) {
-            PyException_SetTraceback(exc, tb);
-        }
-        sl_pystate_restore_error(exc);
+    /* A class and its arguments: instantiated here, in the tasklet that resumes, as
+       CPython would (a tuple is the argument list). Not left to CPython's lazy
+       normalisation: 3.11 runs __init__ with the recursion check relaxed there, so a deep
+       recursion in it would overflow the C stack. */
+    PyObject *exc;
+    if (value == NULL || value == Py_None) {
+        exc = PyObject_CallNoArgs(type);
     }
+    else if (PyTuple_Check(value)) {
+        exc = PyObject_Call(type, value, NULL);
+    }
+    else {
+        exc = PyObject_CallOneArg(type, value);
+    }
+    if (exc == NULL) {
+        return NULL;
+    }
+    if (!PyExceptionInstance_Check(exc)) {
+        PyErr_Format(PyExc_TypeError,
+                     "calling %R should have returned an instance of BaseException, not %s",
+                     type, Py_TYPE(exc)->tp_name);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    if (tb != NULL) {
+        PyException_SetTraceback(exc, tb);
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
     return NULL;
 }
 

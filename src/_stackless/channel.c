@@ -81,14 +81,13 @@ call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int 
     PyObject *blocks = PyLong_FromLong(willblock);
     if (sending != NULL && blocks != NULL) {
         PyObject *args[4] = {(PyObject *)ch, (PyObject *)cur, sending, blocks};
-        PyObject *r = sl_call_callback(th, sl_module->channel_callback, args, 4);
-        Py_XDECREF(r);
+        sl_run_callback(th, sl_module->channel_callback, args, 4, "in the channel callback");
+    }
+    else {
+        sl_pystate_write_unraisable("in the channel callback", sl_module->channel_callback);
     }
     Py_XDECREF(sending);
     Py_XDECREF(blocks);
-    if (PyErr_Occurred()) {
-        sl_pystate_write_unraisable("in the channel callback", sl_module->channel_callback);
-    }
 }
 
 /* Send `value` (dir +1) or receive (dir -1, value NULL). site: where the calling Python
@@ -102,6 +101,9 @@ channel_action(SlChannel *ch, int dir, PyObject *value, PyObject **site)
     }
     if (th->in_callback) {
         PyErr_SetString(PyExc_RuntimeError, "Recursive channel call due to callbacks!");
+        return NULL;
+    }
+    if (sl_safe_point(th) < 0) {
         return NULL;
     }
     SlTasklet *cur = th->current;

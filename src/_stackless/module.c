@@ -249,10 +249,10 @@ mod_switch_trap(PyObject *m, PyObject *args)
     }
     int old = th->switch_trap;
     th->switch_trap += change;
-    if (th->switch_trap == 0 && th->nkills > 0 && sl_run_queued_kills(th) < 0) {
+    if (th->switch_trap == 0 && sl_safe_point(th) < 0) {
         /* the kills a finaliser could not do while switching was off ran, and meanwhile
            this tasklet was thrown into */
-        return sl_resume_value(th->current);
+        return NULL;
     }
     return PyLong_FromLong(old);
 }
@@ -497,27 +497,13 @@ register_hooks(PyObject *module)
     PyObject *callbacks = gc ? PyObject_GetAttrString(gc, "callbacks") : NULL;
     PyObject *cb = PyObject_GetAttrString(module, "_gc_callback");
     int err = callbacks && cb && PyList_Check(callbacks) ? PyList_Append(callbacks, cb) : -1;
+    if (err < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_TypeError, "gc.callbacks is not a list");
+    }
     Py_XDECREF(gc);
-    if (err < 0) {
-        Py_XDECREF(callbacks);
-        Py_XDECREF(cb);
-        return -1;
-    }
-    Py_XSETREF(sl_state.gc_callbacks, callbacks);
-    Py_XSETREF(sl_state.gc_hook, cb);
-    return 0;
-}
-
-int
-sl_gc_hook_installed(void)
-{
-    PyObject *list = sl_state.gc_callbacks;
-    for (Py_ssize_t i = 0; list != NULL && i < PyList_GET_SIZE(list); i++) {
-        if (PyList_GET_ITEM(list, i) == sl_state.gc_hook) {
-            return 1;
-        }
-    }
-    return 0;
+    Py_XDECREF(callbacks);
+    Py_XDECREF(cb);
+    return err;
 }
 
 static int

@@ -19,8 +19,6 @@ typedef struct SlModuleState {
     PyObject *schedule_callback;
     PyObject *error_handler;
     unsigned long main_thread_id; /* the process's main thread */
-    PyObject *gc_callbacks;       /* the collector's callback list (gc.callbacks) */
-    PyObject *gc_hook;            /* our entry in it */
     int softswitch;
     int pickle_flags_default;
 } SlModuleState;
@@ -47,9 +45,6 @@ PyObject *sl_bomb_from_class_args(const char *method, PyObject *const *args, Py_
 /* Validate raise-style arguments (class or instance, value, traceback) and make a bomb;
    NULL with TypeError on bad arguments. */
 PyObject *sl_bomb_from_raise_args(PyObject *exc, PyObject *value, PyObject *tb);
-
-/* module.c: whether our hook is still in gc.callbacks (no Python code runs). */
-int sl_gc_hook_installed(void);
 
 /* module.c: parse the arguments of a METH_FASTCALL | METH_KEYWORDS function. names is a
    NULL-terminated list; out[i] receives a borrowed reference or stays NULL when absent;

@@ -348,6 +348,7 @@ sl_pystate_save(PyThreadState *ts, SlPyState *st, PyObject **call_site)
     int *trash = ts_trash_nesting(ts);
     st->trash_nesting = trash ? *trash : 0;
     st->tracing = ts->tracing;
+    st->recursion_headroom = ts->recursion_headroom;
     if (st->chunk_code != NULL) {
         learn_chunk_size(st);
     }
@@ -389,6 +390,7 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
     }
     ts->tracing = st->tracing;
     ts_refresh_tracing(ts);
+    ts->recursion_headroom = st->recursion_headroom;
     st->stack_top = NULL;
     st->direct = 0;
 }
@@ -522,6 +524,9 @@ set_start_depths(PyThreadState *ts, SlPyState *st, int c_depth, double used)
 #endif
     st->py_bonus = 0;
     ts_set_depths(ts, st->depth_offset, c_depth);
+    /* The extra calls CPython allows while it reports a RecursionError belong to the
+       tasklet that overflowed, not to a new one. */
+    ts->recursion_headroom = 0;
 }
 void
 sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,

@@ -58,7 +58,8 @@ typedef struct SlPyState {
     int c_depth;            /* C recursion depth (3.12+) */
     int trash_nesting;
     int tracing;
-    int nexposed; /* entries used in `exposed` */
+    int recursion_headroom; /* tstate->recursion_headroom: it is reporting an overflow */
+    int nexposed;           /* entries used in `exposed` */
     int exposed_capacity;
     int frames_unsafe;    /* exposing failed: never walk this tasklet's frames */
     SlFrameLink *exposed; /* exposed_one, or a heap array when more are needed */

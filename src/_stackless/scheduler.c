@@ -58,11 +58,7 @@ sl_thread_get(void)
     sl_tls = th;
     if (sl_module != NULL && sl_module->schedule_callback != NULL) {
         PyObject *args[2] = {Py_None, (PyObject *)main};
-        PyObject *r = sl_call_callback(th, sl_module->schedule_callback, args, 2);
-        if (r == NULL) {
-            sl_pystate_write_unraisable("in the schedule callback", sl_module->schedule_callback);
-        }
-        Py_XDECREF(r);
+        sl_run_callback(th, sl_module->schedule_callback, args, 2, "in the schedule callback");
     }
     return th;
 }
@@ -169,15 +165,21 @@ sl_resume_value(SlTasklet *t)
     return v;
 }
 
-PyObject *
-sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t n)
+void
+sl_run_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t n,
+                const char *where)
 {
+    /* The guard stays up until the result is gone and any error is reported: a __del__
+       run by either must not switch tasklets under the scheduler's half-done bookkeeping. */
     Py_INCREF(callback);
     th->in_callback++;
     PyObject *r = PyObject_Vectorcall(callback, args, n, NULL);
+    if (r == NULL) {
+        sl_pystate_write_unraisable(where, callback);
+    }
+    Py_XDECREF(r);
     th->in_callback--;
     Py_DECREF(callback);
-    return r;
 }
 
 /* Whether a tasklet may be switched to right now (no exception set either way). */
@@ -280,11 +282,7 @@ __attribute__((noinline, cold)) static void
 call_schedule_callback(SlThread *th, SlTasklet *prev, SlTasklet *next)
 {
     PyObject *args[2] = {(PyObject *)prev, (PyObject *)next};
-    PyObject *r = sl_call_callback(th, sl_module->schedule_callback, args, 2);
-    if (r == NULL) {
-        sl_pystate_write_unraisable("in the schedule callback", sl_module->schedule_callback);
-    }
-    Py_XDECREF(r);
+    sl_run_callback(th, sl_module->schedule_callback, args, 2, "in the schedule callback");
 }
 
 /* Transfer control from the current tasklet to `next`, which must be in the run queue.
@@ -404,6 +402,14 @@ end_current(SlThread *th, PyObject *result)
 {
     SlTasklet *t = th->current;
     PyObject *bomb = NULL;
+    if (th->bomb_waiting == t) {
+        th->bomb_waiting = NULL;
+        if (result != NULL && t->tempval != NULL) {
+            /* killed or thrown into just before its function returned */
+            Py_DECREF(result);
+            result = sl_resume_value(t);
+        }
+    }
     if (result != NULL) {
         Py_DECREF(result);
     }
@@ -514,9 +520,8 @@ sl_nesting_level(SlTasklet *t)
 PyObject *
 sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site)
 {
-    if (th->nkills > 0 && sl_run_queued_kills(th) < 0) {
-        /* a yield is a safe point, even with nothing to yield to */
-        return sl_resume_value(th->current);
+    if (sl_safe_point(th) < 0) { /* even with nothing to yield to */
+        return NULL;
     }
     SlTasklet *cur = th->current;
     SlTasklet *next = cur->next != cur ? cur->next : NULL;
@@ -591,8 +596,8 @@ pop_watchdogs(SlThread *th, SlTasklet *w)
 PyObject *
 sl_run_watchdog(SlThread *th, PyObject **site)
 {
-    if (th->nkills > 0 && sl_run_queued_kills(th) < 0) {
-        return sl_resume_value(th->current);
+    if (sl_safe_point(th) < 0) {
+        return NULL;
     }
     SlTasklet *w = th->current;
     SlTasklet *next = w->next != w ? w->next : NULL;
@@ -744,15 +749,25 @@ sl_thread_exists(unsigned long id)
    tasklet at its usual depth is well above the base and may switch freely. */
 #define SL_GC_MARGIN (16 * 1024)
 
-/* The hook in gc.callbacks tells exactly which thread collects; should someone have
-   removed it, a collection anywhere forbids switching in tasklets here. */
+/* Whether the running collection announced itself through the hook in gc.callbacks; the
+   hook then told its thread whether it collects too close to the base (gc_unsafe). */
+static int gc_start_seen;
+
+/* A collection the hook did not announce (the hook was removed, or CPython collects
+   without callbacks while it shuts down) could be running in this very tasklet: then only
+   the depth of the stack tells, and switching is refused near the base. */
 static int
 gc_forbids_switch(SlThread *th)
 {
+    if (!sl_pystate_gc_collecting()) {
+        th->gc_unsafe = 0; /* a collection whose "stop" the hook missed */
+        gc_start_seen = 0;
+        return 0;
+    }
     if (th->gc_unsafe) {
         return 1;
     }
-    if (th->stack_base == NULL || !sl_pystate_gc_collecting() || sl_gc_hook_installed()) {
+    if (gc_start_seen || th->stack_base == NULL) {
         return 0;
     }
     char here;
@@ -763,6 +778,7 @@ void
 sl_gc_started(void)
 {
     SlThread *th = sl_tls;
+    gc_start_seen = 1;
     if (th != NULL && th->stack_base != NULL) {
         char here;
         th->gc_unsafe = &here < th->stack_base + SL_GC_MARGIN;
@@ -795,6 +811,7 @@ kill_now(SlThread *th, SlTasklet *t)
     }
     else {
         Py_XDECREF(kept);
+        th->bomb_waiting = cur; /* for a caller that cannot raise it now */
     }
 }
 
@@ -841,14 +858,38 @@ sl_run_queued_kills(SlThread *th)
     sl_pystate_restore_error(saved);
     return cur->tempval != NULL ? -1 : 0;
 }
+int
+sl_safe_point(SlThread *th)
+{
+    SlTasklet *cur = th->current;
+    int delivered = th->bomb_waiting == cur;
+    th->bomb_waiting = NULL;
+    if (!delivered && th->nkills > 0) {
+        delivered = sl_run_queued_kills(th) < 0;
+    }
+    if (!delivered || cur->tempval == NULL) {
+        return 0;
+    }
+    /* Only a bomb can have been delivered; anything else is a leftover of the tempval
+       attribute, which the operation would replace anyway. */
+    PyObject *v = sl_resume_value(cur);
+    if (v == NULL) {
+        return -1;
+    }
+    Py_DECREF(v);
+    return 0;
+}
+
 void
 sl_gc_stopped(void)
 {
+    /* The collector's lists are gone by now: the queued kills may run here. */
     SlThread *th = sl_tls;
     if (th != NULL) {
         th->gc_unsafe = 0;
         sl_run_queued_kills(th);
     }
+    gc_start_seen = 0;
 }
 
 /* ---- interpreter exit --------------------------------------------------------------- */

@@ -31,6 +31,9 @@ typedef struct SlThread {
     int gc_unsafe;     /* a collection runs with its lists near or below the stack base */
     SlTasklet **kills; /* owned: unreachable tasklets to kill at the next safe point */
     Py_ssize_t nkills, kills_capacity;
+    /* a tasklet whose tempval may hold a bomb delivered while it ran, by a kill done where
+       nothing could be raised (a finaliser, a collector's hook): see sl_safe_point() */
+    SlTasklet *bomb_waiting;
     /* the switch in progress, read by the stack hooks and by the tasklet switched to */
     SlTasklet *switch_from, *switch_to;
     int switch_ends;   /* switch_from has ended and will not resume */
@@ -68,11 +71,12 @@ PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **sit
 PyObject *sl_run_watchdog(SlThread *th, PyObject **site);
 
 /* t.run() (caller stays runnable) or t.switch() (caller is paused). t is alive, not
-   blocked, of this thread and not current. */
+   blocked, of this thread and not current, as checked after sl_safe_point(). */
 PyObject *sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site);
 
 /* Deliver an exception (a bomb) to tasklet t: raise it in the caller if t is current,
-   else park it in t and make t runnable, switching to it unless pending. */
+   else park it in t and make t runnable, switching to it unless pending. Unless pending,
+   the caller checked t after sl_safe_point(). */
 PyObject *sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site);
 
 /* The current tasklet leaves the run queue to block on a channel. Returns the tasklet to
@@ -92,8 +96,10 @@ void sl_switch_to(SlThread *th, SlTasklet *next, PyObject **site);
    exception carried by a bomb raised. */
 PyObject *sl_resume_value(SlTasklet *t);
 
-/* Call the schedule/channel callback protocol helpers with switching disabled. */
-PyObject *sl_call_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t n);
+/* Call a schedule or channel callback with switching forbidden; an error it raises is
+   reported as unraisable (`where` says which callback) and does not propagate. */
+void sl_run_callback(SlThread *th, PyObject *callback, PyObject *const *args, size_t n,
+                     const char *where);
 
 /* Kill every started, unfinished tasklet of the calling thread, in creation order
    (interpreter exit). */
@@ -111,6 +117,11 @@ void sl_kill_unreachable(SlThread *th, SlTasklet *t);
    if meanwhile something was delivered to the current tasklet (it was thrown into or
    killed): a caller that can raise should then return sl_resume_value(th->current). */
 int sl_run_queued_kills(SlThread *th);
+
+/* Every switching operation starts here: the queued kills run, and a bomb delivered to
+   the current tasklet since it last switched is raised instead of doing the operation.
+   Returns 0, or -1 with that exception set. */
+int sl_safe_point(SlThread *th);
 
 /* C-level re-entries of the interpreter in t's frames beyond its own start: 0 means its
    frames are all Python's (it could be pickled and resumed). */

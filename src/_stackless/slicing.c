@@ -95,12 +95,16 @@ sl_stack_abandon(SlStack *s, char *sp, char *base)
 }
 
 void
-sl_stack_restore(const SlStack *s)
+sl_stack_restore(SlStack *s)
 {
     if (s->size) {
         copy_bytes(s->sp, s->copy, s->size);
         SL_FORGET_SHADOW(s->sp, s->size);
     }
+    /* The context runs again: its bytes live on the real stack now, and a stale sp would
+       make it look suspended. The buffer stays for the next save. */
+    s->sp = NULL;
+    s->size = 0;
 }
 
 void
@@ -111,15 +115,4 @@ sl_stack_release(SlStack *s)
     s->sp = NULL;
     s->size = 0;
     s->capacity = 0;
-}
-
-int
-sl_stack_read(const SlStack *s, void *dst, const void *addr, size_t n)
-{
-    const char *a = addr;
-    if (s->sp == NULL || a < s->sp || a + n > s->sp + s->size) {
-        return -1;
-    }
-    memcpy(dst, s->copy + (a - s->sp), n);
-    return 0;
 }

@@ -31,14 +31,11 @@ int sl_stack_save(SlStack *s, char *sp, char *base);
 /* The context whose stack is [sp, base) ends and will never run again: nothing to keep. */
 void sl_stack_abandon(SlStack *s, char *sp, char *base);
 
-/* Copy the saved bytes back to [sp, sp + size). The caller's frame must lie below sp. */
-void sl_stack_restore(const SlStack *s);
+/* Copy the saved bytes back to [sp, sp + size) and forget sp: the context is running.
+   The caller's frame must lie below sp. */
+void sl_stack_restore(SlStack *s);
 
 /* Forget the saved bytes and the stack pointer; keeps nothing allocated. */
 void sl_stack_release(SlStack *s);
-
-/* Read n bytes at address addr of the suspended context, from the heap copy where the
-   address lies in the saved range. Returns 0, or -1 if addr is outside that range. */
-int sl_stack_read(const SlStack *s, void *dst, const void *addr, size_t n);
 
 #endif /* SL_SLICING_H */

@@ -125,6 +125,7 @@ empty_tasklet(SlTasklet *t, SlRefs *old)
         sl_discard(t, old);
     }
     else {
+        sl_stack_release(&t->stack);
         sl_pystate_discard(&t->pystate, old);
     }
     sl_refs_add(old, t->func);
@@ -396,7 +397,8 @@ run_or_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, int pause_c
     if (t == th->current) {
         Py_RETURN_NONE;
     }
-    if (check_runnable(t) < 0) {
+    /* before the checks: what runs here may change t */
+    if (sl_safe_point(th) < 0 || check_runnable(t) < 0) {
         return NULL;
     }
     if (t->thread != th) {
@@ -439,6 +441,9 @@ throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_
     }
     if (t == th->current) {
         r = sl_bomb_explode(bomb);
+        goto done;
+    }
+    if (!pending && sl_safe_point(th) < 0) { /* before the checks: it may change t */
         goto done;
     }
     if (!sl_tasklet_alive(t)) {
