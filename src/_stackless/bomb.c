@@ -89,8 +89,8 @@ sl_bomb_explode(PyObject *bomb)
     }
     if (!PyExceptionInstance_Check(exc)) {
         PyErr_Format(PyExc_TypeError,
-                     "calling %R should have returned an instance of BaseException, not %s",
-                     type, Py_TYPE(exc)->tp_name);
+                     "calling %R should have returned an instance of BaseException, not %s", type,
+                     Py_TYPE(exc)->tp_name);
         Py_DECREF(exc);
         return NULL;
     }
