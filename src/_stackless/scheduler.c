@@ -862,12 +862,13 @@ int
 sl_safe_point(SlThread *th)
 {
     SlTasklet *cur = th->current;
-    int delivered = th->bomb_waiting == cur;
+    /* (the mark outlives a bomb the interrupted operation raised itself: tempval is empty) */
+    int delivered = th->bomb_waiting == cur && cur->tempval != NULL;
     th->bomb_waiting = NULL;
     if (!delivered && th->nkills > 0) {
         delivered = sl_run_queued_kills(th) < 0;
     }
-    if (!delivered || cur->tempval == NULL) {
+    if (!delivered) {
         return 0;
     }
     /* Only a bomb can have been delivered; anything else is a leftover of the tempval
