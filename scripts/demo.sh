@@ -23,18 +23,20 @@ echo "=== building stackless for $("$py" -V)"
     --force-reinstall "$repo"
 
 if [ -d "$shared/seed-examples" ]; then
+    out=$(mktemp)
+    trap 'rm -f "$out"' EXIT
     for name in hello round_robin cooperative producer_consumer bots; do
         echo
         echo "=== seed example $name.py"
-        (cd "$shared/seed-examples" && "$venv/bin/python" "$name.py" | tee /tmp/stackless-demo-$$.out)
-        if cmp -s /tmp/stackless-demo-$$.out "$shared/seed-examples/$name.expected"; then
+        (cd "$shared/seed-examples" && "$venv/bin/python" "$name.py" | tee "$out")
+        if cmp -s "$out" "$shared/seed-examples/$name.expected"; then
             echo "    (identical to what Stackless Python 3.7.5 printed)"
         else
             echo "    (DIFFERS from what Stackless Python 3.7.5 printed)"; exit 1
         fi
     done
-    rm -f /tmp/stackless-demo-$$.out
 fi
 echo
 echo "=== examples/demo.py"
-cd /tmp && exec "$venv/bin/python" "$repo/examples/demo.py"
+cd "${TMPDIR:-/tmp}" # run outside the source tree, so the installed package is imported
+"$venv/bin/python" "$repo/examples/demo.py"
