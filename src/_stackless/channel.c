@@ -77,17 +77,14 @@ drop_waiters(SlChannel *ch)
 __attribute__((noinline, cold)) static void
 call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int willblock)
 {
+    /* 0 and 1 are CPython's preallocated small ints: making them cannot fail */
     PyObject *sending = PyLong_FromLong(dir > 0);
     PyObject *blocks = PyLong_FromLong(willblock);
-    if (sending != NULL && blocks != NULL) {
-        PyObject *args[4] = {(PyObject *)ch, (PyObject *)cur, sending, blocks};
-        sl_run_callback(th, sl_module->channel_callback, args, 4, "in the channel callback");
-    }
-    else {
-        sl_pystate_write_unraisable("in the channel callback", sl_module->channel_callback);
-    }
-    Py_XDECREF(sending);
-    Py_XDECREF(blocks);
+    assert(sending != NULL && blocks != NULL);
+    PyObject *args[4] = {(PyObject *)ch, (PyObject *)cur, sending, blocks};
+    sl_run_callback(th, sl_module->channel_callback, args, 4, "in the channel callback");
+    Py_DECREF(sending);
+    Py_DECREF(blocks);
 }
 
 /* Send `value` (dir +1) or receive (dir -1, value NULL). site: where the calling Python
@@ -337,11 +334,8 @@ get_schedule_all(SlChannel *ch, void *c)
 static int
 set_schedule_all(SlChannel *ch, PyObject *v, void *c)
 {
-    if (v == NULL || !PyLong_Check(v)) {
-        PyErr_SetString(PyExc_TypeError, "preference must be set to a bool or integer");
-        return -1;
-    }
-    int on = PyObject_IsTrue(v);
+    /* (the message is Stackless', naming the wrong attribute) */
+    int on = sl_int_flag(v, "preference must be set to a bool or integer");
     if (on < 0) {
         return -1;
     }

@@ -62,6 +62,16 @@ sl_parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
     return 0;
 }
 
+int
+sl_int_flag(PyObject *v, const char *message)
+{
+    if (v == NULL || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, message);
+        return -1;
+    }
+    return PyObject_IsTrue(v);
+}
+
 static Py_ssize_t
 total_args(Py_ssize_t nargs, PyObject *kwnames)
 {

@@ -46,6 +46,10 @@ PyObject *sl_bomb_from_class_args(const char *method, PyObject *const *args, Py_
    NULL with TypeError on bad arguments. */
 PyObject *sl_bomb_from_raise_args(PyObject *exc, PyObject *value, PyObject *tb);
 
+/* module.c: a flag given as a bool or integer: 0 or 1, or -1 with an exception set
+   (TypeError with `message` for anything but an int). */
+int sl_int_flag(PyObject *v, const char *message);
+
 /* module.c: parse the arguments of a METH_FASTCALL | METH_KEYWORDS function. names is a
    NULL-terminated list; out[i] receives a borrowed reference or stays NULL when absent;
    the first `required` names must be given. Returns 0, or -1 with TypeError set. */

@@ -859,7 +859,7 @@ sl_run_queued_kills(SlThread *th)
     return cur->tempval != NULL ? -1 : 0;
 }
 int
-sl_safe_point(SlThread *th)
+sl_safe_point_slow(SlThread *th)
 {
     SlTasklet *cur = th->current;
     /* (the mark outlives a bomb the interrupted operation raised itself: tempval is empty) */

@@ -120,8 +120,14 @@ int sl_run_queued_kills(SlThread *th);
 
 /* Every switching operation starts here: the queued kills run, and a bomb delivered to
    the current tasklet since it last switched is raised instead of doing the operation.
-   Returns 0, or -1 with that exception set. */
-int sl_safe_point(SlThread *th);
+   Returns 0, or -1 with that exception set. Inline: usually there is nothing to do. */
+int sl_safe_point_slow(SlThread *th);
+
+static inline int
+sl_safe_point(SlThread *th)
+{
+    return th->nkills == 0 && th->bomb_waiting == NULL ? 0 : sl_safe_point_slow(th);
+}
 
 /* C-level re-entries of the interpreter in t's frames beyond its own start: 0 means its
    frames are all Python's (it could be pickled and resumed). */

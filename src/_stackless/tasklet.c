@@ -14,12 +14,6 @@
 #include <structmember.h>
 
 int
-sl_tasklet_check(PyObject *o)
-{
-    return PyObject_TypeCheck(o, sl_module->tasklet_type);
-}
-
-int
 sl_tasklet_set_atomic(SlTasklet *t, int flag)
 {
     int old = t->atomic;
@@ -510,11 +504,7 @@ tasklet_kill(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
 static PyObject *
 tasklet_set_atomic(SlTasklet *t, PyObject *flag)
 {
-    if (!PyLong_Check(flag)) {
-        PyErr_SetString(PyExc_TypeError, "set_atomic needs exactly one bool or integer");
-        return NULL;
-    }
-    int on = PyObject_IsTrue(flag);
+    int on = sl_int_flag(flag, "set_atomic needs exactly one bool or integer");
     if (on < 0) {
         return NULL;
     }
@@ -524,11 +514,7 @@ tasklet_set_atomic(SlTasklet *t, PyObject *flag)
 static PyObject *
 tasklet_set_ignore_nesting(SlTasklet *t, PyObject *flag)
 {
-    if (!PyLong_Check(flag)) {
-        PyErr_SetString(PyExc_TypeError, "set_ignore_nesting needs exactly one bool or integer");
-        return NULL;
-    }
-    int on = PyObject_IsTrue(flag);
+    int on = sl_int_flag(flag, "set_ignore_nesting needs exactly one bool or integer");
     if (on < 0) {
         return NULL;
     }
@@ -761,11 +747,7 @@ set_block_trap(SlTasklet *t, PyObject *v, void *c)
         PyErr_SetString(PyExc_TypeError, "block_trap cannot be deleted");
         return -1;
     }
-    if (!PyLong_Check(v)) {
-        PyErr_SetString(PyExc_TypeError, "block_trap must be set to a bool or integer");
-        return -1;
-    }
-    int on = PyObject_IsTrue(v);
+    int on = sl_int_flag(v, "block_trap must be set to a bool or integer");
     if (on < 0) {
         return -1;
     }

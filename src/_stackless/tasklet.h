@@ -44,8 +44,6 @@ typedef struct SlTasklet {
     SlPyState pystate; /* the interpreter state while suspended */
 } SlTasklet;
 
-int sl_tasklet_check(PyObject *o);
-
 /* A new tasklet object for the main tasklet of a thread (already running). */
 SlTasklet *sl_tasklet_new_main(struct SlThread *th);
 
