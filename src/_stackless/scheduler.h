@@ -133,7 +133,7 @@ sl_safe_point(SlThread *th)
    frames are all Python's (it could be pickled and resumed). */
 int sl_nesting_level(SlTasklet *t);
 
-/* Forget a suspended tasklet's frames and C stack without running any of its code
+/* Forget a tasklet's frames and C stack, if it has any, without running any of its code
    (re-binding, or a tasklet that cannot be killed): it leaves every queue and the watchdog
    stack and is not alive any more. The references it held go to refs. */
 void sl_discard(SlTasklet *t, SlRefs *refs);

@@ -67,12 +67,6 @@ is_current(SlTasklet *t)
     return t->thread != NULL && t->thread->current == t;
 }
 
-static int
-nesting_level(SlTasklet *t)
-{
-    return sl_nesting_level(t);
-}
-
 /* ---- binding ------------------------------------------------------------------------ */
 
 /* A call a tasklet is about to be set up with. It is prepared completely before the tasklet
@@ -115,13 +109,7 @@ forget_call(Call *c)
 static void
 empty_tasklet(SlTasklet *t, SlRefs *old)
 {
-    if (t->state == SL_STARTED) {
-        sl_discard(t, old);
-    }
-    else {
-        sl_stack_release(&t->stack);
-        sl_pystate_discard(&t->pystate, old);
-    }
+    sl_discard(t, old);
     sl_refs_add(old, t->func);
     sl_refs_add(old, t->args);
     sl_refs_add(old, t->kwargs);
@@ -153,7 +141,7 @@ check_rebindable(SlTasklet *t, int with_call, PyObject **callable)
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
-    if (nesting_level(t) > 0 && !t->is_main) {
+    if (sl_nesting_level(t) > 0 && !t->is_main) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
         return -1;
     }
@@ -558,7 +546,7 @@ tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "can't (re)bind a runnable tasklet");
         return NULL;
     }
-    if (nesting_level(t) > 0) {
+    if (sl_nesting_level(t) > 0) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
         return NULL;
     }
@@ -675,13 +663,13 @@ get_paused(SlTasklet *t, void *c)
 static PyObject *
 get_restorable(SlTasklet *t, void *c)
 {
-    return PyBool_FromLong(nesting_level(t) == 0);
+    return PyBool_FromLong(sl_nesting_level(t) == 0);
 }
 
 static PyObject *
 get_nesting_level(SlTasklet *t, void *c)
 {
-    return PyLong_FromLong(nesting_level(t));
+    return PyLong_FromLong(sl_nesting_level(t));
 }
 
 static PyObject *
