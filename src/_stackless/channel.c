@@ -90,7 +90,7 @@ call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int 
 /* Send `value` (dir +1) or receive (dir -1, value NULL). site: where the calling Python
    code made the call (see scheduler.h). */
 static PyObject *
-channel_action(SlChannel *ch, int dir, PyObject *value, PyObject **site)
+channel_action(SlChannel *ch, int dir, PyObject *value, const SlCallSite *site)
 {
     SlThread *th = sl_thread_get();
     if (th == NULL) {
@@ -172,7 +172,7 @@ channel_send(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "send() takes exactly one argument (%zd given)", nargs);
         return NULL;
     }
-    return channel_action(ch, 1, args[0], (PyObject **)args + nargs);
+    return channel_action(ch, 1, args[0], SL_CALL_SITE(ch, args, nargs, NULL));
 }
 
 static PyObject *
@@ -182,7 +182,7 @@ channel_receive(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "receive() takes no arguments (%zd given)", nargs);
         return NULL;
     }
-    return channel_action(ch, -1, NULL, (PyObject **)args + nargs);
+    return channel_action(ch, -1, NULL, SL_CALL_SITE(ch, args, nargs, NULL));
 }
 
 /* Send a bomb; the result the receiver leaves behind is discarded. */
@@ -192,7 +192,7 @@ send_bomb(SlChannel *ch, PyObject *bomb, PyObject *const *args, Py_ssize_t nargs
     if (bomb == NULL) {
         return NULL;
     }
-    PyObject *r = channel_action(ch, 1, bomb, (PyObject **)args + nargs);
+    PyObject *r = channel_action(ch, 1, bomb, SL_CALL_SITE(ch, args, nargs, NULL));
     Py_DECREF(bomb);
     if (r == NULL) {
         return NULL;
@@ -238,7 +238,7 @@ channel_send_sequence(SlChannel *ch, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t count = 0;
     PyObject *item;
     while ((item = PyIter_Next(it)) != NULL) {
-        PyObject *r = channel_action(ch, 1, item, (PyObject **)args + nargs);
+        PyObject *r = channel_action(ch, 1, item, SL_CALL_SITE(ch, args, nargs, NULL));
         Py_DECREF(item);
         if (r == NULL) {
             break;

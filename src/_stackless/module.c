@@ -72,12 +72,6 @@ sl_int_flag(PyObject *v, const char *message)
     return PyObject_IsTrue(v);
 }
 
-static Py_ssize_t
-total_args(Py_ssize_t nargs, PyObject *kwnames)
-{
-    return nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-}
-
 /* ---- introspection ---------------------------------------------------------------- */
 
 static PyObject *
@@ -180,7 +174,7 @@ mod_getuncollectables(PyObject *m, PyObject *unused)
 /* ---- scheduling ---------------------------------------------------------------------- */
 
 static PyObject *
-schedule_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int remove)
+schedule_common(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int remove)
 {
     static const char *const names[] = {"retval", NULL};
     PyObject *retval;
@@ -193,19 +187,19 @@ schedule_common(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int 
         return NULL;
     }
     return sl_schedule(th, retval ? retval : (PyObject *)th->current, remove,
-                       (PyObject **)args + total_args(nargs, kwnames));
+                       SL_CALL_SITE(m, args, nargs, kwnames));
 }
 
 static PyObject *
 mod_schedule(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return schedule_common(args, nargs, kwnames, 0);
+    return schedule_common(m, args, nargs, kwnames, 0);
 }
 
 static PyObject *
 mod_schedule_remove(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    return schedule_common(args, nargs, kwnames, 1);
+    return schedule_common(m, args, nargs, kwnames, 1);
 }
 
 static PyObject *
@@ -243,7 +237,7 @@ mod_run(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (th == NULL) {
         return NULL;
     }
-    return sl_run_watchdog(th, (PyObject **)args + total_args(nargs, kwnames));
+    return sl_run_watchdog(th, SL_CALL_SITE(m, args, nargs, kwnames));
 }
 
 static PyObject *

@@ -1,8 +1,8 @@
 /* What of the interpreter's thread state travels with a tasklet; see pystate.h.
  *
  * The only file that reads private CPython structures and tests PY_VERSION_HEX. Each
- * difference between 3.11, 3.12 and 3.13 is resolved in the accessors at the top; the
- * functions below them are written once.
+ * difference between 3.11, 3.12, 3.13, 3.14 and 3.15 is resolved in the accessors at the
+ * top (docs/design.md lists them); the functions below them are written once.
  */
 /* Compiled as core code (Py_BUILD_CORE from the start, so that the internal headers agree
    with the public ones); it references only symbols libpython exports. */
@@ -12,13 +12,12 @@
 #include "internal/pycore_interp.h"
 #include "opcode.h"
 
-#include "pystate.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-#if PY_VERSION_HEX >= 0x030E0000
-#error "stackless: CPython 3.14+ is not supported by this build yet"
+#if PY_VERSION_HEX >= 0x03100000
+#error "stackless: CPython 3.16+ is not supported by this build yet"
+#elif PY_VERSION_HEX >= 0x030F0000
+#define SL_PY315 1
+#elif PY_VERSION_HEX >= 0x030E0000
+#define SL_PY314 1
 #elif PY_VERSION_HEX >= 0x030D0000
 #define SL_PY313 1
 #elif PY_VERSION_HEX >= 0x030C0000
@@ -29,38 +28,170 @@
 #error "stackless: CPython 3.11 or newer is required"
 #endif
 
+/* What the versions differ in, named once:
+   SL_CFRAME      3.11-3.12: the innermost frame hangs from a _PyCFrame on the C stack
+   SL_C_COUNTER   3.12-3.13: C recursion is counted (3.14+ compares the stack pointer)
+   SL_STACKREFS   3.14+: frames hold tagged _PyStackRef values, not PyObject pointers
+   SL_BASE_FRAME  3.15+: every thread's frame chain ends in a sentinel frame of its own */
+#if defined(SL_PY311) || defined(SL_PY312)
+#define SL_CFRAME 1
+#endif
+#if defined(SL_PY312) || defined(SL_PY313)
+#define SL_C_COUNTER 1
+#endif
+#if defined(SL_PY314) || defined(SL_PY315)
+#define SL_STACKREFS 1
+#include "internal/pycore_genobject.h"
+#include "internal/pycore_interpframe.h"
+#include "internal/pycore_stackref.h"
+#include "internal/pycore_tstate.h"
+#endif
+#if defined(SL_PY315)
+#define SL_BASE_FRAME 1
+#endif
+
+#include "pystate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 typedef _PyInterpreterFrame Frame;
 
 /* ---- version accessors ------------------------------------------------------------ */
 
+/* One slot of a frame: a local, a cell, a value-stack entry, or the function and code
+   references. Before 3.14 it is an owned PyObject pointer or NULL. From 3.14 on it is a
+   _PyStackRef, whose low bits say whether it owns its reference: an untagged pointer
+   does; a tagged one borrows (immortal objects, or LOAD_FAST_BORROW's copy of a local),
+   is the null reference, or holds a small integer the interpreter keeps on the stack. */
+#if defined(SL_STACKREFS)
+typedef _PyStackRef Slot;
+
+/* The object a slot owns a reference to, or NULL if it owns none. */
+static inline PyObject *
+slot_owned(Slot s)
+{
+    return (s.bits & Py_TAG_BITS) == 0 ? (PyObject *)s.bits : NULL;
+}
+
+/* The object a slot names, owned or borrowed, or NULL. */
+static inline PyObject *
+slot_object(Slot s)
+{
+    if (PyStackRef_IsNull(s) || PyStackRef_IsTaggedInt(s)) {
+        return NULL;
+    }
+    return PyStackRef_AsPyObjectBorrow(s);
+}
+
+#define SLOT_NULL PyStackRef_NULL
+
+/* Give the slot a reference of its own to what it names. */
+static inline void
+slot_make_owned(Slot *s)
+{
+    PyObject *o = slot_object(*s);
+    if (o != NULL && slot_owned(*s) == NULL) {
+        *s = PyStackRef_FromPyObjectNew(o);
+    }
+    else if (o != NULL) {
+        Py_INCREF(o);
+    }
+}
+#else
+typedef PyObject *Slot;
+
+static inline PyObject *
+slot_owned(Slot s)
+{
+    return s;
+}
+
+static inline PyObject *
+slot_object(Slot s)
+{
+    return s;
+}
+
+#define SLOT_NULL NULL
+
+static inline void
+slot_make_owned(Slot *s)
+{
+    Py_XINCREF(*s);
+}
+#endif
+
 static inline PyCodeObject *
 frame_code(Frame *f)
 {
-#if defined(SL_PY313)
-    return PyCode_Check(f->f_executable) ? (PyCodeObject *)f->f_executable : NULL;
-#else
+#if defined(SL_PY311) || defined(SL_PY312)
     return f->f_code;
+#else
+    PyObject *executable = slot_object(f->f_executable);
+    return executable != NULL && PyCode_Check(executable) ? (PyCodeObject *)executable : NULL;
 #endif
 }
 
 /* Strong references every live interpreter frame holds besides its locals and stack. */
-static inline PyObject **
+static inline Slot *
 frame_func_slot(Frame *f)
 {
 #if defined(SL_PY311)
-    return (PyObject **)&f->f_func;
+    return (Slot *)&f->f_func;
 #else
-    return &f->f_funcobj;
+    return (Slot *)&f->f_funcobj;
 #endif
 }
 
-static inline PyObject **
+static inline Slot *
 frame_code_slot(Frame *f)
 {
-#if defined(SL_PY313)
-    return &f->f_executable;
+#if defined(SL_PY311) || defined(SL_PY312)
+    return (Slot *)&f->f_code;
 #else
-    return (PyObject **)&f->f_code;
+    return (Slot *)&f->f_executable;
+#endif
+}
+
+/* Where frame f's value stack ends, if the frame stored it (it made a Python call, or
+   is a suspended generator; from 3.14 on also before every call that may escape to C);
+   -1 if unknown. */
+static inline int
+frame_stored_stacktop(Frame *f)
+{
+#if defined(SL_STACKREFS)
+    return f->stackpointer != NULL ? (int)(f->stackpointer - f->localsplus) : -1;
+#else
+    return f->stacktop;
+#endif
+}
+
+static inline void
+frame_set_stacktop(Frame *f, int n)
+{
+#if defined(SL_STACKREFS)
+    f->stackpointer = f->localsplus + n;
+#else
+    f->stacktop = n;
+#endif
+}
+
+/* Whether a generator's frame visits its own locals and stack in the collector's walk
+   even while it executes; before 3.14 only while it has a stored stack top. */
+static inline int
+running_gen_frame_traverses_itself(Frame *f)
+{
+    return frame_stored_stacktop(f) >= 0;
+}
+
+static inline PyGenObject *
+frame_generator(Frame *f)
+{
+#if defined(SL_STACKREFS)
+    return _PyGen_GetGeneratorFromFrame(f);
+#else
+    return _PyFrame_GetGenerator(f);
 #endif
 }
 
@@ -77,35 +208,76 @@ cleared_gen_frame_keeps_code(void)
 #endif
 }
 
-/* A frame that lives inside an eval-loop activation on the C stack (3.12+), or, on 3.11,
-   the first frame of such an activation (which lives in the data stack). */
+/* A frame that lives inside an eval-loop activation on the C stack (3.12+). 3.14 calls it
+   owned by the interpreter (or by the C stack); 3.15 also gives that owner to the
+   thread's sentinel base frame, which is not on the C stack and ends every chain. */
+static inline int
+frame_on_c_stack(Frame *f)
+{
+#if defined(SL_PY311)
+    (void)f;
+    return 0;
+#elif defined(SL_PY312) || defined(SL_PY313)
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#elif defined(SL_BASE_FRAME)
+    return f->owner >= FRAME_OWNED_BY_INTERPRETER && f->previous != NULL;
+#else
+    return f->owner >= FRAME_OWNED_BY_INTERPRETER;
+#endif
+}
+
+/* A frame that starts an eval-loop activation: on 3.12+ the C-stack entry frame, on 3.11
+   the first frame of the activation (which lives in the data stack). */
 static inline int
 frame_is_c_boundary(Frame *f)
 {
 #if defined(SL_PY311)
     return f->is_entry;
 #else
-    return f->owner == FRAME_OWNED_BY_CSTACK;
+    return frame_on_c_stack(f);
+#endif
+}
+
+/* The instruction frame f executes (or is about to). */
+static inline _Py_CODEUNIT *
+frame_instr(Frame *f)
+{
+#if defined(SL_PY311) || defined(SL_PY312)
+    return f->prev_instr;
+#else
+    return f->instr_ptr;
 #endif
 }
 
 static inline Frame *
 ts_frame(PyThreadState *ts)
 {
-#if defined(SL_PY313)
-    return ts->current_frame;
-#else
+#if defined(SL_CFRAME)
     return ts->cframe->current_frame;
+#else
+    return ts->current_frame;
 #endif
 }
 
 static inline void
 ts_set_frame(PyThreadState *ts, Frame *f)
 {
-#if defined(SL_PY313)
-    ts->current_frame = f;
-#else
+#if defined(SL_CFRAME)
     ts->cframe->current_frame = f;
+#else
+    ts->current_frame = f;
+#endif
+}
+
+/* The frame a new tasklet's chain starts from (what `previous` of its first frame is). */
+static inline Frame *
+ts_chain_root(PyThreadState *ts)
+{
+#if defined(SL_BASE_FRAME)
+    return ts->base_frame;
+#else
+    (void)ts;
+    return NULL;
 #endif
 }
 
@@ -129,31 +301,40 @@ ts_py_limit(PyThreadState *ts)
 #endif
 }
 
+/* The C recursion budget of a whole thread stack (0: not counted). 3.11 counts C calls
+   in its one Python counter; 3.14+ compares the machine stack pointer with limits of the
+   thread's stack, which stack slicing leaves right because every tasklet runs on it. */
+#if defined(SL_PY312)
+#define SL_C_LIMIT C_RECURSION_LIMIT
+#elif defined(SL_PY313)
+#define SL_C_LIMIT Py_C_RECURSION_LIMIT
+#else
+#define SL_C_LIMIT 0
+#endif
+
 static inline void
 ts_set_depths(PyThreadState *ts, int py_depth, int c_depth)
 {
 #if defined(SL_PY311)
-    (void)c_depth; /* one counter for both */
     ts->recursion_remaining = ts->recursion_limit - py_depth;
-#elif defined(SL_PY312)
-    ts->py_recursion_remaining = ts->py_recursion_limit - py_depth;
-    ts->c_recursion_remaining = C_RECURSION_LIMIT - c_depth;
 #else
     ts->py_recursion_remaining = ts->py_recursion_limit - py_depth;
-    ts->c_recursion_remaining = Py_C_RECURSION_LIMIT - c_depth;
+#endif
+#if defined(SL_C_COUNTER)
+    ts->c_recursion_remaining = SL_C_LIMIT - c_depth;
+#else
+    (void)c_depth;
 #endif
 }
 
 static inline int
 ts_c_depth(PyThreadState *ts)
 {
-#if defined(SL_PY311)
+#if defined(SL_C_COUNTER)
+    return SL_C_LIMIT - ts->c_recursion_remaining;
+#else
     (void)ts;
     return 0;
-#elif defined(SL_PY312)
-    return C_RECURSION_LIMIT - ts->c_recursion_remaining;
-#else
-    return Py_C_RECURSION_LIMIT - ts->c_recursion_remaining;
 #endif
 }
 
@@ -165,8 +346,31 @@ ts_trash_nesting(PyThreadState *ts)
 #elif defined(SL_PY312)
     return &ts->trash.delete_nesting;
 #else
-    (void)ts; /* 3.13 counts trashcan nesting in c_recursion_remaining */
+    (void)ts; /* 3.13+ bound trashcan nesting by the C recursion limit */
     return NULL;
+#endif
+}
+
+/* The optimizer's executor a tasklet runs in (3.14+, only with the JIT or tier 2 on). */
+static inline void *
+ts_executor(PyThreadState *ts)
+{
+#if defined(SL_STACKREFS)
+    return ts->current_executor;
+#else
+    (void)ts;
+    return NULL;
+#endif
+}
+
+static inline void
+ts_set_executor(PyThreadState *ts, void *executor)
+{
+#if defined(SL_STACKREFS)
+    ts->current_executor = executor;
+#else
+    (void)ts;
+    (void)executor;
 #endif
 }
 
@@ -229,9 +433,9 @@ expose_frames(SlPyState *st)
     }
     for (Frame *f = st->frame; f != NULL;) {
         Frame *prev = f->previous;
-        if (prev != NULL && prev->owner == FRAME_OWNED_BY_CSTACK) {
+        if (prev != NULL && frame_on_c_stack(prev)) {
             Frame *beyond = prev;
-            while (beyond != NULL && beyond->owner == FRAME_OWNED_BY_CSTACK) {
+            while (beyond != NULL && frame_on_c_stack(beyond)) {
                 beyond = beyond->previous;
             }
             if (remember_link(st, f, prev) < 0) {
@@ -263,11 +467,8 @@ first_complete(SlPyState *st)
         return NULL;
     }
     Frame *f = st->frame;
-    while (f != NULL && (frame_code(f) == NULL
-#if !defined(SL_PY311)
-                         || f->owner == FRAME_OWNED_BY_CSTACK
-#endif
-                         || _PyFrame_IsIncomplete(f))) {
+    while (f != NULL &&
+           (frame_code(f) == NULL || frame_on_c_stack(f) || _PyFrame_IsIncomplete(f))) {
         f = f->previous;
     }
     return f;
@@ -286,11 +487,7 @@ frame_in_for_iter(Frame *f)
     if (code == NULL) {
         return 0;
     }
-#if defined(SL_PY313)
-    _Py_CODEUNIT *instr = f->instr_ptr;
-#else
-    _Py_CODEUNIT *instr = f->prev_instr;
-#endif
+    _Py_CODEUNIT *instr = frame_instr(f);
     _Py_CODEUNIT *first = _PyCode_CODE(code);
     if (instr < first || instr >= first + Py_SIZE(code)) {
         return 0;
@@ -303,9 +500,59 @@ frame_in_for_iter(Frame *f)
 #endif
 }
 
-/* Record where the suspending call was made (see SL_CALLED_BY_FOR_ITER). */
+const SlCallSite sl_called_by_for_iter = {NULL, NULL, 0, 0};
+
+/* Whether the innermost frame f made the call described by site itself. Before 3.14 the
+   eval loop passes the arguments straight from the frame's value stack, so their address
+   tells, and the end of them is where the frame's live stack ends. From 3.14 on they are
+   copied out of the tagged stack references first, but the frame stores its stack pointer
+   before every call that may escape to C: the top of its stack must hold the callable (a
+   builtin whose self is site->self) or that self, then the same arguments, then perhaps
+   the tuple of keyword names. */
+static int
+frame_made_call(SlPyState *st, Frame *f, PyCodeObject *code, const SlCallSite *site)
+{
+    Slot *base = f->localsplus + code->co_nlocalsplus;
+#if defined(SL_STACKREFS)
+    Slot *top = f->stackpointer;
+    if (top == NULL || top < base || top > base + code->co_stacksize) {
+        return 0;
+    }
+    for (int names_on_top = 0; names_on_top <= site->with_kwnames; names_on_top++) {
+        Slot *first = top - names_on_top - site->nargs;
+        if (first - 2 < base) {
+            continue;
+        }
+        Py_ssize_t i = 0;
+        while (i < site->nargs && slot_object(first[i]) == site->args[i]) {
+            i++;
+        }
+        if (i < site->nargs) {
+            continue;
+        }
+        PyObject *self = slot_object(first[-1]);
+        PyObject *callable = slot_object(first[-2]);
+        if (self == site->self ||
+            (self == NULL && callable != NULL && PyCFunction_Check(callable) &&
+             PyCFunction_GET_SELF(callable) == site->self)) {
+            return 1;
+        }
+    }
+    (void)st;
+    return 0;
+#else
+    PyObject **end = (PyObject **)site->args + site->nargs;
+    if (site->args != NULL && end >= base && end <= base + code->co_stacksize) {
+        st->stack_top = end;
+        return 1;
+    }
+    return 0;
+#endif
+}
+
+/* Record where the suspending call was made (see SlCallSite). */
 static void
-note_call_site(SlPyState *st, PyObject **call_site)
+note_call_site(SlPyState *st, const SlCallSite *call_site)
 {
     Frame *f = st->frame;
     PyCodeObject *code = f ? frame_code(f) : NULL;
@@ -318,20 +565,17 @@ note_call_site(SlPyState *st, PyObject **call_site)
         st->direct = frame_in_for_iter(f);
         return;
     }
-    PyObject **base = f->localsplus + code->co_nlocalsplus;
-    if (call_site >= base && call_site <= base + code->co_stacksize) {
-        st->stack_top = call_site;
-        st->direct = 1;
-    }
+    st->direct = frame_made_call(st, f, code, call_site);
 }
 
 void
-sl_pystate_save(PyThreadState *ts, SlPyState *st, PyObject **call_site)
+sl_pystate_save(PyThreadState *ts, SlPyState *st, const SlCallSite *call_site)
 {
     st->frame = ts_frame(ts);
-#if !defined(SL_PY313)
+#if defined(SL_CFRAME)
     st->cframe = ts->cframe;
 #endif
+    st->executor = ts_executor(ts);
     st->chunk = ts->datastack_chunk;
     st->chunk_top = ts->datastack_top;
     st->chunk_limit = ts->datastack_limit;
@@ -363,11 +607,12 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
 #if !defined(SL_PY311)
     unexpose_frames(st);
 #endif
-#if defined(SL_PY313)
-    ts->current_frame = st->frame;
-#else
+#if defined(SL_CFRAME)
     ts->cframe = st->cframe;
+#else
+    ts->current_frame = st->frame;
 #endif
+    ts_set_executor(ts, st->executor);
     ts->datastack_chunk = st->chunk;
     ts->datastack_top = st->chunk_top;
     ts->datastack_limit = st->chunk_limit;
@@ -515,13 +760,8 @@ set_start_depths(PyThreadState *ts, SlPyState *st, int c_depth, double used)
 {
     /* reported recursion depths leave this offset out */
     st->depth_offset = (int)(ts_py_limit(ts) * used);
-#if defined(SL_PY312)
-    int share = (int)(C_RECURSION_LIMIT * used);
+    int share = (int)(SL_C_LIMIT * used);
     c_depth = c_depth > share ? c_depth : share;
-#elif defined(SL_PY313)
-    int share = (int)(Py_C_RECURSION_LIMIT * used);
-    c_depth = c_depth > share ? c_depth : share;
-#endif
     st->py_bonus = 0;
     ts_set_depths(ts, st->depth_offset, c_depth);
     /* The extra calls CPython allows while it reports a RecursionError belong to the
@@ -532,8 +772,8 @@ void
 sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
                    double stack_used, void (*body)(void *), void *arg)
 {
-#if defined(SL_PY313)
-    ts->current_frame = NULL;
+#if !defined(SL_CFRAME)
+    ts->current_frame = ts_chain_root(ts);
 #else
     /* The tasklet's eval loops chain their _PyCFrames to this one, which lives in this
        function's frame on the tasklet's own stack for as long as the tasklet runs. */
@@ -568,6 +808,7 @@ sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_d
     }
     ts->tracing = 0;
     ts_refresh_tracing(ts);
+    ts_set_executor(ts, NULL);
     body(arg);
     Py_UNREACHABLE();
 }
@@ -641,14 +882,15 @@ frame_live_slots(SlPyState *st, Frame *f)
     if (code == NULL) {
         return 0;
     }
-    if (f->stacktop >= 0) {
-        return f->stacktop;
+    int stored = frame_stored_stacktop(f);
+    if (stored >= 0) {
+        return stored;
     }
     int nlocals = code->co_nlocalsplus;
     if (f == st->frame && st->stack_top != NULL) {
-        PyObject **base = f->localsplus + nlocals;
+        PyObject **base = (PyObject **)(f->localsplus + nlocals);
         if (st->stack_top >= base && st->stack_top <= base + code->co_stacksize) {
-            return (int)(st->stack_top - f->localsplus);
+            return (int)(st->stack_top - (PyObject **)f->localsplus);
         }
     }
     return nlocals;
@@ -664,21 +906,21 @@ sl_pystate_traverse(SlPyState *st, visitproc visit, void *arg)
     }
     for (Frame *f = st->frame; f != NULL; f = f->previous) {
         if (f->owner == FRAME_OWNED_BY_THREAD) {
-            Py_VISIT(*frame_code_slot(f));
-            Py_VISIT(*frame_func_slot(f));
+            Py_VISIT(slot_owned(*frame_code_slot(f)));
+            Py_VISIT(slot_owned(*frame_func_slot(f)));
             Py_VISIT(f->f_locals);
             Py_VISIT(f->frame_obj);
             int n = frame_live_slots(st, f);
             for (int i = 0; i < n; i++) {
-                Py_VISIT(f->localsplus[i]);
+                Py_VISIT(slot_owned(f->localsplus[i]));
             }
         }
-        else if (f->owner == FRAME_OWNED_BY_GENERATOR && f->stacktop < 0) {
+        else if (f->owner == FRAME_OWNED_BY_GENERATOR && !running_gen_frame_traverses_itself(f)) {
             /* The generator visits its frame's specials, and its locals only while it has
                a stored stack pointer; while it runs, the tasklet owns them. */
             int n = frame_live_slots(st, f);
             for (int i = 0; i < n; i++) {
-                Py_VISIT(f->localsplus[i]);
+                Py_VISIT(slot_owned(f->localsplus[i]));
             }
         }
     }
@@ -728,11 +970,11 @@ hand_frame_to_object(Frame *f, int n)
     memcpy(copy, f, (size_t)((char *)&f->localsplus[n] - (char *)f));
     copy->frame_obj = NULL;
     copy->previous = NULL;
-    copy->stacktop = n;
+    frame_set_stacktop(copy, n);
     copy->owner = FRAME_OWNED_BY_FRAME_OBJECT;
     fo->f_frame = copy;
     if (f->owner == FRAME_OWNED_BY_GENERATOR && cleared_gen_frame_keeps_code()) {
-        Py_INCREF(*frame_code_slot(copy)); /* the generator keeps its own */
+        slot_make_owned(frame_code_slot(copy)); /* the generator keeps its own */
     }
     if (!PyObject_GC_IsTracked((PyObject *)fo)) {
         PyObject_GC_Track((PyObject *)fo);
@@ -744,7 +986,7 @@ discard_frame(SlPyState *st, Frame *f, SlRefs *g)
 {
     int n = frame_live_slots(st, f);
     if (f->owner == FRAME_OWNED_BY_GENERATOR) {
-        PyGenObject *gen = _PyFrame_GetGenerator(f);
+        PyGenObject *gen = frame_generator(f);
         gen->gi_frame_state = FRAME_CLEARED;
         gen->gi_exc_state.previous_item = NULL;
     }
@@ -759,16 +1001,16 @@ discard_frame(SlPyState *st, Frame *f, SlRefs *g)
     }
     sl_refs_add(g, (PyObject *)fo);
     for (int i = 0; i < n; i++) {
-        sl_refs_add(g, f->localsplus[i]);
-        f->localsplus[i] = NULL;
+        sl_refs_add(g, slot_owned(f->localsplus[i]));
+        f->localsplus[i] = SLOT_NULL;
     }
     sl_refs_add(g, f->f_locals);
     f->f_locals = NULL;
-    sl_refs_add(g, *frame_func_slot(f));
-    *frame_func_slot(f) = NULL;
+    sl_refs_add(g, slot_owned(*frame_func_slot(f)));
+    *frame_func_slot(f) = SLOT_NULL;
     if (f->owner != FRAME_OWNED_BY_GENERATOR || !cleared_gen_frame_keeps_code()) {
-        sl_refs_add(g, *frame_code_slot(f));
-        *frame_code_slot(f) = NULL;
+        sl_refs_add(g, slot_owned(*frame_code_slot(f)));
+        *frame_code_slot(f) = SLOT_NULL;
     }
 }
 
@@ -849,7 +1091,7 @@ sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st, int running)
 void
 sl_pystate_write_unraisable(const char *where, PyObject *obj)
 {
-#if defined(SL_PY313)
+#if !defined(SL_PY311) && !defined(SL_PY312)
     PyErr_FormatUnraisable("Exception ignored %s: %R", where, obj);
 #else
     _PyErr_WriteUnraisableMsg(where, obj);
@@ -859,7 +1101,7 @@ sl_pystate_write_unraisable(const char *where, PyObject *obj)
 int
 sl_pystate_finalizing(void)
 {
-#if defined(SL_PY313)
+#if !defined(SL_PY311) && !defined(SL_PY312)
     return Py_IsFinalizing();
 #else
     return _Py_IsFinalizing();

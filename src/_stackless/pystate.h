@@ -8,10 +8,10 @@
  * State that follows a tasklet: the innermost interpreter frame (and on 3.11/3.12 the
  * _PyCFrame it hangs from), the frame data stack (chunk, top, limit), the Python and C
  * recursion depths, the handled-exception stack, the contextvars context, the trashcan
- * nesting and the tracing counter. Per OS thread and left alone: trace/profile functions,
- * the raised exception, thread ids, async exceptions, the trashcan's delete_later list.
- * Also here: whether the cycle collector runs, and the few public calls whose spelling
- * differs between versions.
+ * nesting, the tracing counter and (3.14+) the optimizer's current executor. Per OS
+ * thread and left alone: trace/profile functions, the raised exception, thread ids, async
+ * exceptions, the trashcan's delete_later list. Also here: whether the cycle collector
+ * runs, and the few public calls whose spelling differs between versions.
  */
 #ifndef SL_PYSTATE_H
 #define SL_PYSTATE_H
@@ -39,9 +39,10 @@ typedef struct SlFrameLink {
 } SlFrameLink;
 
 typedef struct SlPyState {
-    void *frame;  /* innermost interpreter frame (_PyInterpreterFrame *) */
-    void *cframe; /* 3.11/3.12: tstate->cframe, which lives on the C stack */
-    void *chunk;  /* frame data stack: current chunk, top and limit */
+    void *frame;    /* innermost interpreter frame (_PyInterpreterFrame *) */
+    void *cframe;   /* 3.11/3.12: tstate->cframe, which lives on the C stack */
+    void *executor; /* 3.14+: tstate->current_executor (JIT / tier 2 only) */
+    void *chunk;    /* frame data stack: current chunk, top and limit */
     PyObject **chunk_top;
     PyObject **chunk_limit;
     void *root_chunk;       /* the tasklet's own first chunk (not the main tasklet's) */
@@ -68,15 +69,29 @@ typedef struct SlPyState {
 
 /* --- switching (no allocation through the Python allocators, no Python code) --- */
 
-/* Where the call that suspends a tasklet was made: the end of its arguments when it is a
-   vectorcall (they lie on the calling frame's value stack if the frame made the call
-   itself), SL_CALLED_BY_FOR_ITER for a channel's __next__, NULL when unknown (a switch
-   made from C, e.g. by a finaliser). */
-#define SL_CALLED_BY_FOR_ITER ((PyObject **)1)
+/* The Python-level call that suspends a tasklet, as the called C function received it:
+   its self (module, channel or tasklet) and its vectorcall arguments, keyword values
+   included. If the innermost frame made that call itself, the arguments are the top of
+   its value stack. SL_CALLED_BY_FOR_ITER stands for a channel's __next__; NULL for a switch
+   made from C (a finaliser, a callback). */
+typedef struct SlCallSite {
+    PyObject *self;
+    PyObject *const *args;
+    Py_ssize_t nargs; /* positional and keyword values */
+    int with_kwnames; /* keywords were passed (their names tuple may top the stack) */
+} SlCallSite;
+
+#define SL_CALL_SITE(self, args, nargs, kwnames)                                                   \
+    (&(const SlCallSite){(PyObject *)(self), (args),                                               \
+                         (nargs) + ((kwnames) ? PyTuple_GET_SIZE(kwnames) : 0),                    \
+                         (kwnames) != NULL})
+
+extern const SlCallSite sl_called_by_for_iter;
+#define SL_CALLED_BY_FOR_ITER (&sl_called_by_for_iter)
 
 /* Move the running context's state from the thread state into st (references are stolen)
    and make its frames safe to inspect while it is suspended. call_site: see above. */
-void sl_pystate_save(PyThreadState *ts, SlPyState *st, PyObject **call_site);
+void sl_pystate_save(PyThreadState *ts, SlPyState *st, const SlCallSite *call_site);
 
 /* Put st back into the thread state. Call on the restored C stack, before Python runs. */
 void sl_pystate_restore(PyThreadState *ts, SlPyState *st);

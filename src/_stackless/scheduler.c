@@ -290,7 +290,7 @@ call_schedule_callback(SlThread *th, SlTasklet *prev, SlTasklet *next)
    floating, or nowhere because it ends); `release` is a reference the next tasklet to run
    drops. Returns when the current tasklet is switched back to; never if it `ends`. */
 static void
-transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, PyObject **site)
+transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, const SlCallSite *site)
 {
     SlTasklet *prev = th->current;
     th->head = next;
@@ -315,7 +315,7 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, PyObject **
 }
 
 void
-sl_switch_to(SlThread *th, SlTasklet *next, PyObject **site)
+sl_switch_to(SlThread *th, SlTasklet *next, const SlCallSite *site)
 {
     transfer(th, next, NULL, 0, site);
 }
@@ -518,7 +518,7 @@ sl_nesting_level(SlTasklet *t)
 /* ---- scheduling operations ----------------------------------------------------------- */
 
 PyObject *
-sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site)
+sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site)
 {
     if (sl_safe_point(th) < 0) { /* even with nothing to yield to */
         return NULL;
@@ -594,7 +594,7 @@ pop_watchdogs(SlThread *th, SlTasklet *w)
 }
 
 PyObject *
-sl_run_watchdog(SlThread *th, PyObject **site)
+sl_run_watchdog(SlThread *th, const SlCallSite *site)
 {
     if (sl_safe_point(th) < 0) {
         return NULL;
@@ -621,7 +621,7 @@ sl_run_watchdog(SlThread *th, PyObject **site)
 }
 
 PyObject *
-sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site)
+sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, const SlCallSite *site)
 {
     SlTasklet *cur = th->current;
     if (sl_check_switch(th) < 0) {
@@ -643,7 +643,7 @@ sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site)
 /* sl_throw() to another tasklet, except that what the caller finds in its own tempval
    when it resumes stays there. 0, or -1 with an exception if it may not switch now. */
 static int
-throw_to(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site)
+throw_to(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, const SlCallSite *site)
 {
     if (!pending && sl_check_switch(th) < 0) {
         return -1;
@@ -657,7 +657,7 @@ throw_to(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **sit
 }
 
 PyObject *
-sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site)
+sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, const SlCallSite *site)
 {
     SlTasklet *cur = th->current;
     if (t == cur) {

@@ -57,27 +57,26 @@ void sl_rq_insert_after(SlThread *th, SlTasklet *pos, SlTasklet *t);
 void sl_rq_unlink(SlThread *th, SlTasklet *t);
 
 /* --- scheduling operations; each returns a new reference or NULL with an exception ---
-   `site` tells where the calling Python code made the call that may switch: the end of the
-   method's arguments (args + nargs + number of keywords), SL_CALLED_BY_FOR_ITER, or NULL
-   (see sl_pystate_save). It only describes the caller to introspection and the GC. */
+   `site` tells where the calling Python code made the call that may switch: SL_CALL_SITE()
+   of the method's self and arguments, SL_CALLED_BY_FOR_ITER, or NULL (see SlCallSite). It only describes the caller to introspection and the GC. */
 
 /* Raise RuntimeError if the calling thread may not switch now (switch trap, callback). */
 int sl_check_switch(SlThread *th);
 
 /* schedule(retval) / schedule_remove(retval). */
-PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove, PyObject **site);
+PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site);
 
 /* stackless.run() without preemption. */
-PyObject *sl_run_watchdog(SlThread *th, PyObject **site);
+PyObject *sl_run_watchdog(SlThread *th, const SlCallSite *site);
 
 /* t.run() (caller stays runnable) or t.switch() (caller is paused). t is alive, not
    blocked, of this thread and not current, as checked after sl_safe_point(). */
-PyObject *sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, PyObject **site);
+PyObject *sl_run_tasklet(SlThread *th, SlTasklet *t, int pause_caller, const SlCallSite *site);
 
 /* Deliver an exception (a bomb) to tasklet t: raise it in the caller if t is current,
    else park it in t and make t runnable, switching to it unless pending. Unless pending,
    the caller checked t after sl_safe_point(). */
-PyObject *sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, PyObject **site);
+PyObject *sl_throw(SlThread *th, SlTasklet *t, PyObject *bomb, int pending, const SlCallSite *site);
 
 /* The current tasklet leaves the run queue to block on a channel. Returns the tasklet to
    switch to: the next runnable one, or the watchdog, revived. The run queue's reference to
@@ -90,7 +89,7 @@ int sl_block_would_deadlock(SlThread *th);
 
 /* After a hand-over: switch from the current tasklet (which stays runnable) to `next`,
    which is in the run queue. */
-void sl_switch_to(SlThread *th, SlTasklet *next, PyObject **site);
+void sl_switch_to(SlThread *th, SlTasklet *next, const SlCallSite *site);
 
 /* The value the current tasklet resumes with: its tempval (reset to None), or the
    exception carried by a bomb raised. */

@@ -390,7 +390,7 @@ run_or_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, int pause_c
                                                   "supported yet");
         return NULL;
     }
-    return sl_run_tasklet(th, t, pause_caller, (PyObject **)args + nargs);
+    return sl_run_tasklet(th, t, pause_caller, SL_CALL_SITE(t, args, nargs, NULL));
 }
 
 static PyObject *
@@ -440,8 +440,7 @@ throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_
         goto done;
     }
     if (own_thread(t) != NULL) {
-        Py_ssize_t n = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-        r = sl_throw(th, t, bomb, pending, (PyObject **)args + n);
+        r = sl_throw(th, t, bomb, pending, SL_CALL_SITE(t, args, nargs, kwnames));
     }
 done:
     Py_DECREF(bomb);
