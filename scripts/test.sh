@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the extension and run the whole test suite on every supported CPython.
 #
-#   scripts/test.sh                          3.11, 3.12 and 3.13; fails if one is missing
-#   STACKLESS_PYTHONS="3.12" scripts/test.sh  a subset
+#   scripts/test.sh                          3.11-3.15 and the extra lanes below; fails if
+#                                            one is missing
+#   STACKLESS_PYTHONS="3.12" STACKLESS_SID_PYTHONS="" scripts/test.sh   a subset
 #
 # For each version it makes (or reuses) the virtual environment .venvs/pyX.Y, installs pip,
 # setuptools and pytest there, builds and installs this package with pip, and runs pytest
@@ -11,11 +12,25 @@
 # again under valgrind's memcheck (the tests that run in the pytest process; programs the
 # tests start as subprocesses run natively), and built with AddressSanitizer (subprocesses
 # too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Last, the extension is cross-
-# compiled for AArch64. Exit status 0 only if every lane passed.
+# compiled for AArch64.
+#
+# CPython 3.14 and 3.15 come from Debian unstable: scripts/sid-root.sh makes (once) a
+# minimal root in chroot/sid with their release and debug interpreters, the tree is copied
+# into it, and this script runs there again (STACKLESS_IN_SID=1) with one lane per release
+# interpreter and one per debug interpreter (python3.X-dbg, C assertions of the interpreter
+# and of the extension's debug build). Exit status 0 only if every lane passed.
 set -u
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-versions=${STACKLESS_PYTHONS:-"3.11 3.12 3.13"}
+in_sid=${STACKLESS_IN_SID:-0}
+if [ "$in_sid" = 1 ]; then
+    versions=${STACKLESS_PYTHONS-"3.14 3.15"}
+    venvs=/stackless/venvs
+else
+    versions=${STACKLESS_PYTHONS-"3.11 3.12 3.13"}
+    venvs=$repo/.venvs
+fi
+sid_versions=${STACKLESS_SID_PYTHONS-"3.14 3.15"}
 shared=${STACKLESS_SHARED:-$repo/../shared}
 export STACKLESS_SHARED=$shared
 
@@ -62,13 +77,35 @@ for v in $versions; do
         continue
     fi
     newest=$py
-    if lane "CPython $v" "$py" "$repo/.venvs/py$v"; then
+    if lane "CPython $v" "$py" "$venvs/py$v"; then
         results+=("$v: passed")
     else
         results+=("$v: FAILED")
         status=1
     fi
+    if [ "$in_sid" = 1 ]; then
+        # Debian's debug interpreter: its own ABI (d), so its own build of the extension
+        if dbg=$(command -v "python$v-dbg"); then
+            if lane "CPython $v debug interpreter, debug build of the extension" "$dbg" \
+                "$venvs/py$v-dbg" STACKLESS_DEBUG=1; then
+                results+=("$v debug interpreter: passed")
+            else
+                results+=("$v debug interpreter: FAILED")
+                status=1
+            fi
+        else
+            results+=("$v debug interpreter: MISSING (python$v-dbg)")
+            status=1
+        fi
+    fi
 done
+
+if [ "$in_sid" = 1 ]; then
+    echo
+    echo "=== summary (Debian unstable root)"
+    printf '  %s\n' "${results[@]}"
+    exit $status
+fi
 
 if [ -n "$newest" ] && [ "${STACKLESS_SKIP_DEBUG:-0}" != 1 ]; then
     v=$("$newest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -121,6 +158,31 @@ if [ -n "$newest" ]; then
         results+=("aarch64 cross build: FAILED")
         status=1
     fi
+fi
+
+if [ -n "$sid_versions" ]; then
+    echo "=== CPython $sid_versions in a Debian unstable root (chroot/sid)"
+    sid_start=$(date +%s)
+    if scripts/sid-root.sh; then
+        # a copy, not a bind mount: removing the root can then never reach the tree
+        sid=$repo/chroot/sid
+        rm -rf "$sid/stackless/main" "$sid/stackless/shared"
+        mkdir -p "$sid/stackless/main" "$sid/stackless/shared"
+        tar -C "$repo" --exclude=./.git --exclude=./.venvs --exclude=./build --exclude=./chroot \
+            --exclude='*.so' -cf - . | tar -C "$sid/stackless/main" -xf -
+        tar -C "$shared" -cf - . | tar -C "$sid/stackless/shared" -xf -
+        if scripts/sid-root.sh --run env STACKLESS_IN_SID=1 STACKLESS_PYTHONS="$sid_versions" \
+            STACKLESS_SHARED=/stackless/shared bash /stackless/main/scripts/test.sh; then
+            results+=("$sid_versions (release and debug interpreters): passed")
+        else
+            results+=("$sid_versions (release and debug interpreters): FAILED")
+            status=1
+        fi
+    else
+        results+=("Debian unstable root for $sid_versions: FAILED to make (see chroot/sid.log)")
+        status=1
+    fi
+    echo "(Debian unstable lane: $(($(date +%s) - sid_start)) s including setting up the root)"
 fi
 
 echo

@@ -655,3 +655,34 @@ def test_exception_class_whose_init_recurses_deeply():
         except E as e:
             print("caught", e.args, e.depth > 100)
     """, expect="caught ('x',) True\n")
+
+
+def test_collector_counts_a_running_generators_locals_once():
+    # A tasklet blocked inside a generator that is running: the generator and the tasklet
+    # must not both report the generator's locals to the collector (3.14+: the frame's
+    # stored stack pointer makes the generator report them), or it takes live objects for
+    # garbage.
+    ok("""
+        import gc, stackless
+        class Marker:
+            def __init__(self):
+                self.me = self            # collectable only through the collector
+                self.value = "alive"
+        def gen(ch):
+            m = Marker()
+            stack_item = [m]
+            yield len(stack_item) + ch.receive()
+            print(m.value, stack_item[0].value)
+        def f(ch):
+            for x in gen(ch):
+                print("got", x)
+        ch = stackless.channel()
+        t = stackless.tasklet(f)(ch)
+        stackless.run()
+        print(t.blocked, len(gc.get_referents(t)) > 0)
+        for i in range(3):
+            gc.collect()
+        ch.send(41)
+        stackless.run()
+        print(t.alive)
+    """, expect="True True\ngot 42\nalive alive\nFalse\n")
