@@ -8,12 +8,15 @@ repo=$(pwd)
 shared=${STACKLESS_SHARED:-$repo/../shared}
 root=${PYENV_ROOT:-$HOME/.pyenv}
 py=""
-for v in 3.13 3.12 3.11; do
+for v in 3.15 3.14 3.13 3.12 3.11; do
     for p in "$root"/versions/"$v".*/bin/python"$v" "$(command -v "python$v" 2>/dev/null)"; do
-        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'import sys' 2>/dev/null; then py=$p; break 2; fi
+        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_h_filename())' 2>/dev/null; then
+            py=$p
+            break 2
+        fi
     done
 done
-[ -n "$py" ] || { echo "error: no CPython 3.11-3.13 found" >&2; exit 1; }
+[ -n "$py" ] || { echo "error: no CPython 3.11-3.15 with headers found" >&2; exit 1; }
 v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 venv=$repo/.venvs/py$v
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
