@@ -675,11 +675,18 @@ learn_chunk_size(SlPyState *st)
 {
     _PyStackChunk *root = st->root_chunk;
     size_t used;
-    if (st->chunk == root) {
+    if (st->chunk == root && root->top == 0) {
         used = (size_t)(st->chunk_top - (PyObject **)root);
     }
     else {
-        used = 2 * root->size / sizeof(PyObject *); /* overflowed: try twice as much */
+        /* It overflowed, now or since the last switch: when CPython moves on to a chunk of
+           its own it notes in root->top where to come back to, and leaves that behind when
+           it returns (and frees the chunk: an mmap and munmap for every overflowing call).
+           Try twice as much. */
+        used = 2 * root->size / sizeof(PyObject *);
+        if (st->chunk == root) {
+            root->top = 0; /* read only when returning from a chunk above, which is gone */
+        }
     }
     used += SL_CHUNK_MARGIN_WORDS;
     if (used > SL_CHUNK_MAX_WORDS) {
