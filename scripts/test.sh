@@ -12,7 +12,7 @@
 # again under valgrind's memcheck (the tests that run in the pytest process; programs the
 # tests start as subprocesses run natively), and built with AddressSanitizer (subprocesses
 # too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Last, the extension is cross-
-# compiled for AArch64.
+# compiled for AArch64, and the benchmark suite makes a smoke run (scripts/bench.sh --smoke).
 #
 # CPython 3.14 and 3.15 come from Debian unstable: scripts/sid-root.sh makes (once) a
 # minimal root in chroot/sid with their release and debug interpreters, the tree is copied
@@ -156,6 +156,18 @@ if [ -n "$newest" ]; then
         results+=("aarch64 cross build: passed")
     else
         results+=("aarch64 cross build: FAILED")
+        status=1
+    fi
+fi
+
+if [ -n "$newest" ]; then
+    # keeps the benchmark suite alive: tiny sizes, one run, no assertion on time
+    v=$("$newest" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    echo "=== benchmark smoke run (CPython $v)"
+    if STACKLESS_PYTHONS="$v" scripts/bench.sh --smoke; then
+        results+=("$v benchmark smoke run: passed")
+    else
+        results+=("$v benchmark smoke run: FAILED")
         status=1
     fi
 fi
