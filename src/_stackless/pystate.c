@@ -648,10 +648,12 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
    from how many words earlier tasklets running the same code needed, measured at every
    switch-out and kept in a small table keyed by code object (a stale or colliding entry
    only misguides a size). The first tasklet of a function gets its frame plus room for
-   about three small calls. */
+   about three small calls. Calls that overflowed and returned before the switch-out count
+   too (each one costs CPython an mmap and munmap), but only up to 4 KiB. */
 #define SL_CHUNK_SLACK_WORDS 48
 #define SL_CHUNK_MARGIN_WORDS 8
 #define SL_CHUNK_MAX_WORDS 2048 /* CPython's own chunk is better beyond 16 KiB */
+#define SL_CHUNK_RETURNED_MAX_WORDS 512
 #define SL_HINT_SLOTS 512
 
 typedef struct {
@@ -686,6 +688,11 @@ learn_chunk_size(SlPyState *st)
         used = 2 * root->size / sizeof(PyObject *);
         if (st->chunk == root) {
             root->top = 0; /* read only when returning from a chunk above, which is gone */
+            /* A call that overflowed and returned is not what the tasklet needs while it
+               waits: grow for it only so far, so that waiting tasklets stay small. */
+            if (used > SL_CHUNK_RETURNED_MAX_WORDS) {
+                used = SL_CHUNK_RETURNED_MAX_WORDS;
+            }
         }
     }
     used += SL_CHUNK_MARGIN_WORDS;
