@@ -11,14 +11,8 @@ from conftest import SHARED
 
 PROBES = SHARED / "conformance"
 
-# Probes of features that later issues deliver: they are not run (the thread probes would
-# wait for cross-thread wake-ups until their timeout).
+# Probes of features that later issues deliver: they are not run.
 LATER = {
-    "thread_bind_thread": "moving tasklets between threads (threads issue)",
-    "thread_channel_cross": "channels between threads (threads issue)",
-    "thread_dead_thread": "tasklets of ended threads (threads issue)",
-    "thread_foreign_tasklet": "operating on another thread's tasklets (threads issue)",
-    "thread_info": "scheduler state of other threads (threads issue)",
     "watchdog_": "run(timeout) preemption (preemption issue)",
     "atomic_other_tasklet": "calls run(timeout=500): preemption (preemption issue)",
 }

@@ -87,6 +87,31 @@ call_channel_callback(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir, int 
     Py_DECREF(blocks);
 }
 
+/* The partner at the head of ch waits in another thread: hand over, queue it there (which
+   wakes that thread) and go on here without switching. The channel callback sees the
+   operation after the hand-over. */
+static PyObject *
+hand_over_to_thread(SlThread *th, SlChannel *ch, SlTasklet *cur, int dir)
+{
+    SlTasklet *partner = ch->head;
+    SlThread *owner = sl_owner(partner);
+    if (owner == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        Py_CLEAR(cur->tempval);
+        return NULL;
+    }
+    unlink_waiter(ch, partner);
+    PyObject *tmp = cur->tempval;
+    cur->tempval = partner->tempval;
+    partner->tempval = tmp;
+    sl_rq_insert_foreign(owner, partner);
+    Py_DECREF(partner); /* the channel's reference */
+    if (sl_module->channel_callback != NULL) {
+        call_channel_callback(th, ch, cur, dir, 0);
+    }
+    return sl_resume_value(cur);
+}
+
 /* Send `value` (dir +1) or receive (dir -1, value NULL). site: where the calling Python
    code made the call (see scheduler.h). */
 static PyObject *
@@ -105,16 +130,15 @@ channel_action(SlChannel *ch, int dir, PyObject *value, const SlCallSite *site)
     }
     SlTasklet *cur = th->current;
     Py_XSETREF(cur->tempval, Py_XNewRef(value));
-    if (sl_module->channel_callback != NULL) {
-        int willblock = dir > 0 ? ch->balance >= 0 : ch->balance <= 0;
-        call_channel_callback(th, ch, cur, dir, willblock);
+    int ready = dir > 0 ? ch->balance < 0 : ch->balance > 0;
+    if (ready && sl_owner(ch->head) != th) {
+        return hand_over_to_thread(th, ch, cur, dir);
     }
-    if (dir > 0 ? ch->balance < 0 : ch->balance > 0) {
+    if (sl_module->channel_callback != NULL) {
+        call_channel_callback(th, ch, cur, dir, !ready);
+    }
+    if (ready) {
         SlTasklet *partner = ch->head;
-        if (partner->thread != th) {
-            PyErr_SetString(PyExc_RuntimeError, "channels between threads are not supported yet");
-            goto error;
-        }
         int runs_partner = !ch->schedule_all && ch->preference == -dir;
         if ((ch->schedule_all || runs_partner) && sl_check_switch(th) < 0) {
             goto error;
@@ -146,9 +170,32 @@ channel_action(SlChannel *ch, int dir, PyObject *value, const SlCallSite *site)
         goto error;
     }
     if (sl_block_would_deadlock(th)) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "Deadlock: the last runnable tasklet cannot be blocked.");
-        goto error;
+        if (!sl_other_threads_can_help(th)) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "Deadlock: the last runnable tasklet cannot be blocked.");
+            goto error;
+        }
+        if (sl_check_switch(th) < 0) {
+            goto error;
+        }
+        /* Another thread may still serve the channel or queue a tasklet here: the thread
+           sleeps until something of it is runnable. */
+        sl_rq_unlink(th, cur); /* the run queue's reference passes to the channel */
+        enqueue(ch, cur, dir);
+        SlTasklet *next = sl_thread_sleep(th);
+        if (next == NULL) { /* a signal handler raised: give up waiting */
+            if (cur->channel == ch) {
+                sl_channel_unblock(cur);
+                sl_rq_append(th, cur);
+                Py_DECREF(cur);
+            }
+            th->head = cur; /* it runs on, ahead of whatever was queued meanwhile */
+            goto error;
+        }
+        if (next != cur) {
+            sl_switch_to(th, next, site);
+        }
+        return sl_resume_value(cur);
     }
     if (sl_check_switch(th) < 0) {
         goto error;

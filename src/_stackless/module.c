@@ -132,6 +132,13 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     if (id == -1 || (unsigned long)id == th->thread_id) {
         return Py_BuildValue("(OOn)", th->main, th->current, th->runcount);
     }
+    SlThread *other = sl_thread_find((unsigned long)id);
+    if (other != NULL) {
+        /* a thread asleep in its scheduler has no current tasklet */
+        PyObject *cur = other->runcount ? (PyObject *)other->current : Py_None;
+        return Py_BuildValue("(OOn)", other->main ? (PyObject *)other->main : Py_None, cur,
+                             other->runcount);
+    }
     int known = sl_thread_exists((unsigned long)id);
     if (known < 0) {
         return NULL;
@@ -140,7 +147,7 @@ mod_get_thread_info(PyObject *m, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "Thread id not found");
         return NULL;
     }
-    /* A thread whose scheduler is not visible from here yet. */
+    /* a thread that never used stackless */
     return Py_BuildValue("(OOi)", Py_None, Py_None, 0);
 }
 

@@ -876,6 +876,21 @@ detach_state(SlPyState *st, SlRefs *refs)
 }
 
 void
+sl_pystate_forget_running(SlPyState *st)
+{
+    st->frame = NULL;
+    st->cframe = NULL;
+    st->executor = NULL;
+    st->chunk = NULL;
+    st->chunk_top = NULL;
+    st->chunk_limit = NULL;
+    st->exc_info = NULL;
+    st->exc_previous = NULL;
+    st->stack_top = NULL;
+    st->nexposed = 0;
+}
+
+void
 sl_pystate_release(SlPyState *st)
 {
     SlRefs refs = {NULL, 0, 0};

@@ -114,6 +114,11 @@ void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, in
 /* The running context's C recursion depth (0 where the version has no separate counter). */
 int sl_pystate_c_depth(PyThreadState *ts);
 
+/* The context st belongs to runs on the thread's own state right now (or ended there):
+   forget the stale copy its last switch left in st, which names CPython's own frames and
+   chunks, so that releasing st later frees nothing of them. */
+void sl_pystate_forget_running(SlPyState *st);
+
 /* Free what a finished tasklet's state still holds. It may run Python code (DECREF). */
 void sl_pystate_release(SlPyState *st);
 

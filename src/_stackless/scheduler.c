@@ -19,12 +19,76 @@
 
 static _Thread_local SlThread *sl_tls;
 
+/* The schedulers of the interpreter's live threads (changed and read under the GIL). */
+static SlThread *sl_threads;
+
 /* ---- thread state ----------------------------------------------------------------- */
 
 SlThread *
 sl_thread_peek(void)
 {
     return sl_tls;
+}
+
+SlThread *
+sl_thread_find(unsigned long id)
+{
+    for (SlThread *th = sl_threads; th != NULL; th = th->next_thread) {
+        if (th->thread_id == id) {
+            return th;
+        }
+    }
+    return NULL;
+}
+
+void
+sl_thread_incref(SlThread *th)
+{
+    th->nrefs++;
+}
+
+void
+sl_thread_decref(SlThread *th)
+{
+    if (--th->nrefs == 0) {
+        if (th->wake_lock != NULL) {
+            PyThread_free_lock(th->wake_lock);
+        }
+        PyMem_RawFree(th->watchdogs);
+        PyMem_RawFree(th->kills);
+        PyMem_RawFree(th);
+    }
+}
+
+#define SL_THREAD_KEY "_stackless.thread"
+
+/* The thread state's dictionary is cleared when the thread ends: a capsule in it tells. */
+static void
+thread_capsule_gone(PyObject *capsule)
+{
+    SlThread *th = PyCapsule_GetPointer(capsule, SL_THREAD_KEY);
+    if (th != NULL) {
+        sl_thread_end(th);
+    }
+    else {
+        PyErr_Clear();
+    }
+}
+
+static int
+watch_thread_end(SlThread *th)
+{
+    PyObject *dict = PyThreadState_GetDict();
+    if (dict == NULL) {
+        return 0; /* no dictionary, no notice: its tasklets will look alive after it ends */
+    }
+    PyObject *capsule = PyCapsule_New(th, SL_THREAD_KEY, thread_capsule_gone);
+    if (capsule == NULL) {
+        return -1;
+    }
+    int r = PyDict_SetItemString(dict, SL_THREAD_KEY, capsule);
+    Py_DECREF(capsule);
+    return r;
 }
 
 SlThread *
@@ -41,6 +105,14 @@ sl_thread_get(void)
     }
     th->tstate = PyThreadState_Get();
     th->thread_id = PyThread_get_thread_ident();
+    th->nrefs = 1; /* the thread's own */
+    th->wake_lock = PyThread_allocate_lock();
+    if (th->wake_lock == NULL) {
+        PyMem_RawFree(th);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    PyThread_acquire_lock(th->wake_lock, WAIT_LOCK);
     /* No collection while the main tasklet is made: a finalizer asking for this thread's
        scheduler would find it half built. */
     int gc_was_enabled = PyGC_Disable();
@@ -49,13 +121,18 @@ sl_thread_get(void)
         PyGC_Enable();
     }
     if (main == NULL) {
-        PyMem_RawFree(th);
+        sl_thread_decref(th);
         return NULL;
     }
     th->main = main;
     th->current = main;
     sl_rq_append(th, main);
     sl_tls = th;
+    th->next_thread = sl_threads;
+    sl_threads = th;
+    if (watch_thread_end(th) < 0) {
+        sl_pystate_write_unraisable("while watching for the end of a thread", NULL);
+    }
     if (sl_module != NULL && sl_module->schedule_callback != NULL) {
         PyObject *args[2] = {Py_None, (PyObject *)main};
         sl_run_callback(th, sl_module->schedule_callback, args, 2, "in the schedule callback");
@@ -395,6 +472,18 @@ wake_with(SlThread *th, SlTasklet *w, PyObject *bomb)
     return old;
 }
 
+/* Whether a started tasklet of th other than t waits on a channel. */
+static int
+others_wait_here(SlThread *th, SlTasklet *t)
+{
+    for (SlTasklet *s = th->started_first; s != NULL; s = s->started_next) {
+        if (s != t && s->channel != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The tasklet's function returned (result) or raised (NULL): settle the outcome, pick who
    runs next and leave for good. Runs on the dying tasklet's stack. */
 __attribute__((noinline)) static void
@@ -447,16 +536,32 @@ end_current(SlThread *th, PyObject *result)
     Py_CLEAR(t->kwargs);
     Py_CLEAR(t->tempval);
     SlTasklet *w = innermost_watchdog(th);
-    if (bomb == NULL && t->next == t && w->channel != NULL) {
+    SlTasklet *next = NULL;
+    if (bomb == NULL && t->next == t && w->channel != NULL && others_wait_here(th, t) &&
+        sl_other_threads_can_help(th)) {
+        /* Nothing here can run, but tasklets of this thread wait for other threads: wait
+           with them (a signal handler's exception goes to the watchdog). */
+        t->state = SL_NEW; /* dead already for anyone who looks meanwhile */
+        sl_rq_unlink(th, t);
+        next = sl_thread_sleep(th);
+        if (next == NULL) {
+            bomb = sl_bomb_from_error();
+        }
+        sl_rq_append(th, t); /* unlinked for good below */
+        Py_DECREF(t);        /* (the queue's reference it kept while unlinked) */
+    }
+    if (next == NULL && bomb == NULL && t->next == t && w->channel != NULL) {
         /* Nothing else can run and the watchdog waits on a channel nobody will serve. */
         bomb = no_partner_error(w);
         if (bomb == NULL) {
             sl_pystate_write_unraisable("while ending a tasklet", (PyObject *)t);
         }
     }
-    SlTasklet *next;
     PyObject *replaced = NULL;
-    if (bomb != NULL || t->next == t) {
+    if (next != NULL) {
+        /* woken: run what another thread queued */
+    }
+    else if (bomb != NULL || t->next == t) {
         /* Deliver the exception to the innermost watchdog at once, or revive it because
            nothing else is runnable. */
         replaced = wake_with(th, w, bomb);
@@ -502,7 +607,7 @@ tasklet_main(void *arg)
 int
 sl_nesting_level(SlTasklet *t)
 {
-    if (t->state != SL_STARTED || t->thread == NULL) {
+    if (t->state != SL_STARTED || sl_owner(t) == NULL) {
         return 0;
     }
     SlThread *th = t->thread;
@@ -517,6 +622,39 @@ sl_nesting_level(SlTasklet *t)
 
 /* ---- scheduling operations ----------------------------------------------------------- */
 
+/* schedule_remove() of the last runnable tasklet while the watchdog is blocked and another
+   thread may still queue something here: the thread sleeps until it does. */
+static PyObject *
+remove_and_sleep(SlThread *th, PyObject *retval, const SlCallSite *site)
+{
+    SlTasklet *cur = th->current;
+    if (sl_check_switch(th) < 0) {
+        return NULL;
+    }
+    PyObject *replaced = cur->tempval;
+    cur->tempval = Py_NewRef(retval);
+    sl_rq_unlink(th, cur); /* the run queue's reference: released by whoever runs next */
+    SlTasklet *next = sl_thread_sleep(th);
+    if (next == NULL) {
+        if (!cur->in_runqueue) { /* a signal handler raised: it runs on */
+            sl_rq_append(th, cur);
+            Py_DECREF(cur);
+        }
+        th->head = cur;
+        Py_CLEAR(cur->tempval);
+        Py_XDECREF(replaced);
+        return NULL;
+    }
+    if (next == cur) {
+        Py_DECREF(cur); /* queued again here: the new queue entry holds its own */
+    }
+    else {
+        transfer(th, next, (PyObject *)cur, 0, site);
+    }
+    Py_XDECREF(replaced);
+    return sl_resume_value(cur);
+}
+
 PyObject *
 sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site)
 {
@@ -529,6 +667,9 @@ sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site)
         SlTasklet *w = innermost_watchdog(th);
         if (w != cur) {
             if (!is_floating(w)) {
+                if (sl_other_threads_can_help(th)) {
+                    return remove_and_sleep(th, retval, site);
+                }
                 PyErr_SetString(PyExc_RuntimeError,
                                 "Deadlock: the last runnable tasklet cannot be blocked.");
                 return NULL;
@@ -693,6 +834,152 @@ sl_block_leave(SlThread *th)
         sl_rq_append(th, next);
     }
     return next;
+}
+
+/* ---- between threads ------------------------------------------------------------------ */
+
+static void
+wake(SlThread *th)
+{
+    if (th->sleeping) {
+        th->sleeping = 0;
+        PyThread_release_lock(th->wake_lock);
+    }
+}
+
+void
+sl_rq_insert_foreign(SlThread *owner, SlTasklet *t)
+{
+    if (owner->head == NULL) {
+        sl_rq_append(owner, t); /* it sleeps: t becomes its current */
+    }
+    else {
+        SlTasklet *cur = owner->current;
+        sl_rq_insert_after(owner, cur->in_runqueue ? cur : owner->head, t);
+    }
+    wake(owner);
+}
+
+int
+sl_other_threads_can_help(SlThread *th)
+{
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(th->tstate);
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(interp); ts != NULL;
+         ts = PyThreadState_Next(ts)) {
+        if (ts == th->tstate) {
+            continue;
+        }
+        SlThread *other = sl_threads;
+        while (other != NULL && other->tstate != ts) {
+            other = other->next_thread;
+        }
+        if (other == NULL || !other->sleeping) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+SlTasklet *
+sl_thread_sleep(SlThread *th)
+{
+    while (th->head == NULL) {
+        th->sleeping = 1;
+        PyLockStatus r;
+        Py_BEGIN_ALLOW_THREADS r = PyThread_acquire_lock_timed(th->wake_lock, -1, 1);
+        Py_END_ALLOW_THREADS if (r == PY_LOCK_INTR)
+        {
+            if (!th->sleeping) {
+                /* woken meanwhile: take the lock back so that it stays held */
+                PyThread_acquire_lock(th->wake_lock, WAIT_LOCK);
+            }
+            th->sleeping = 0;
+            if (PyErr_CheckSignals() < 0) {
+                return NULL;
+            }
+        }
+    }
+    th->sleeping = 0;
+    return th->head;
+}
+
+static void
+unlink_thread(SlThread *th)
+{
+    for (SlThread **p = &sl_threads; *p != NULL; p = &(*p)->next_thread) {
+        if (*p == th) {
+            *p = th->next_thread;
+            break;
+        }
+    }
+    th->next_thread = NULL;
+}
+
+void
+sl_thread_end(SlThread *th)
+{
+    if (th->dead) {
+        return;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    if (ts != th->tstate || sl_pystate_finalizing() || th->current != th->main) {
+        /* Ended from elsewhere (the interpreter clears the states of threads it gives
+           up on) or during finalisation: no code of its tasklets can run any more. */
+        th->dead = 1;
+        unlink_thread(th);
+        return;
+    }
+    PyObject *exc = sl_pystate_fetch_error();
+    /* Tasklets with C state on this thread's stack cannot outlive it: kill them. */
+    if (sl_kill_leftovers(th) < 0) {
+        sl_pystate_write_unraisable("while killing the tasklets of an ending thread", NULL);
+    }
+    th->dead = 1;
+    unlink_thread(th);
+    /* Whatever is still queued will never run: the run queue lets go of it. */
+    SlRefs refs = {NULL, 0, 0};
+    while (th->head != NULL) {
+        SlTasklet *t = th->head;
+        sl_rq_unlink(th, t);
+        sl_refs_add(&refs, (PyObject *)t);
+    }
+    for (Py_ssize_t i = 0; i < th->nwatchdogs; i++) {
+        sl_refs_add(&refs, (PyObject *)th->watchdogs[i]);
+    }
+    th->nwatchdogs = 0;
+    if (sl_tls == th) {
+        sl_tls = NULL;
+    }
+    SlTasklet *main = th->main;
+    th->main = NULL;
+    main->is_main = 0;
+    main->state = SL_NEW; /* the thread's own context, which ends now */
+    sl_pystate_forget_running(&main->pystate);
+    sl_refs_add(&refs, (PyObject *)main);
+    sl_refs_release(&refs);
+    sl_pystate_restore_error(exc);
+    sl_thread_decref(th); /* the thread's own reference */
+}
+
+PyObject *
+sl_throw_foreign(SlTasklet *t, PyObject *bomb)
+{
+    SlThread *owner = sl_owner(t);
+    if (t->channel != NULL) {
+        sl_channel_unblock(t);
+        sl_rq_insert_foreign(owner, t);
+        Py_DECREF(t); /* the channel's reference */
+    }
+    else if (!t->in_runqueue) {
+        sl_rq_insert_foreign(owner, t);
+    }
+    else if (owner->current == t) {
+        owner->bomb_waiting = t; /* it runs there now: raised at its next safe point */
+    }
+    PyObject *replaced = t->tempval;
+    t->tempval = Py_NewRef(bomb);
+    Py_XDECREF(replaced);
+    Py_RETURN_NONE;
 }
 
 /* ---- dropping a suspended tasklet ------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #define SL_SCHEDULER_H
 
 #include <Python.h>
+#include <pythread.h>
 
 #include "tasklet.h"
 
@@ -42,7 +43,49 @@ typedef struct SlThread {
     /* started, unfinished tasklets (not main), in start order, for killing at exit */
     SlTasklet *started_first, *started_last;
     uint64_t next_serial;
+    /* between threads (all under the GIL) */
+    struct SlThread *next_thread; /* the interpreter's schedulers of live threads */
+    PyThread_type_lock wake_lock; /* held while nobody has woken the thread */
+    int sleeping;     /* nothing runnable: it waits for another thread to queue a tasklet */
+    int dead;         /* its OS thread has ended: its tasklets have no thread */
+    Py_ssize_t nrefs; /* tasklets that name it, plus one while its thread lives */
 } SlThread;
+
+/* The scheduler of the live thread `id`, or NULL (never created there, or ended). */
+SlThread *sl_thread_find(unsigned long id);
+
+/* t's thread if it is alive, else NULL. */
+static inline SlThread *
+sl_owner(SlTasklet *t)
+{
+    return t->thread != NULL && !t->thread->dead ? t->thread : NULL;
+}
+
+/* A tasklet starts or stops naming th (t->thread): SlThreads live while they are named. */
+void sl_thread_incref(SlThread *th);
+void sl_thread_decref(SlThread *th);
+
+/* Make t (not in any queue; the caller's reference is taken over) runnable in its thread
+   `owner`, which is not the calling thread: as its current if it sleeps, else right after
+   its current, and wake it. */
+void sl_rq_insert_foreign(SlThread *owner, SlTasklet *t);
+
+/* Whether some other thread could make a tasklet of th runnable: one that is not asleep
+   in its scheduler. */
+int sl_other_threads_can_help(SlThread *th);
+
+/* Nothing of th is runnable: release the GIL and sleep until another thread queues a
+   tasklet here. Returns the tasklet to run, or NULL with an exception (a signal handler
+   raised). */
+SlTasklet *sl_thread_sleep(SlThread *th);
+
+/* throw()/kill() into t, a tasklet of another live thread: the bomb (not stolen) is parked
+   in t, which becomes runnable there (or, if it runs there now, raises it at its next
+   safe point). Returns None. */
+PyObject *sl_throw_foreign(SlTasklet *t, PyObject *bomb);
+
+/* The thread ends: kill its started tasklets, and its tasklets have no thread from now on. */
+void sl_thread_end(SlThread *th);
 
 /* The calling thread's scheduler, created on first use (NULL with an exception set). */
 SlThread *sl_thread_get(void);

@@ -29,8 +29,15 @@ alloc_tasklet(PyTypeObject *type, SlThread *th)
         return NULL;
     }
     t->thread = th;
+    sl_thread_incref(th);
     t->serial = th->next_serial++;
     return t;
+}
+
+int
+sl_tasklet_alive(SlTasklet *t)
+{
+    return t->state != SL_NEW && sl_owner(t) != NULL;
 }
 
 SlTasklet *
@@ -44,27 +51,26 @@ sl_tasklet_new_main(SlThread *th)
     return t;
 }
 
-/* The thread a tasklet belongs to must be the caller's for anything that touches its
-   queues; other threads get a clear error until cross-thread scheduling exists. */
-static SlThread *
-own_thread(SlTasklet *t)
+/* Queue t (not in a queue; the queue takes a reference) in its own thread: at the end of
+   the caller's run queue, or in another thread as the spec says, waking that thread. */
+static void
+queue_in_owner(SlThread *caller, SlTasklet *t)
 {
-    SlThread *th = sl_thread_get();
-    if (th == NULL) {
-        return NULL;
+    SlThread *owner = sl_owner(t);
+    if (owner == caller) {
+        sl_rq_append(owner, t);
     }
-    if (t->thread != th && t->thread != NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "operations on a tasklet of another thread are not supported yet");
-        return NULL;
+    else {
+        sl_rq_insert_foreign(owner, t);
     }
-    return th;
 }
 
+/* The running tasklet of its thread (not while that thread sleeps with nothing to run). */
 static int
 is_current(SlTasklet *t)
 {
-    return t->thread != NULL && t->thread->current == t;
+    SlThread *owner = sl_owner(t);
+    return owner != NULL && owner->current == t && !owner->sleeping;
 }
 
 /* ---- binding ------------------------------------------------------------------------ */
@@ -158,7 +164,7 @@ check_rebindable(SlTasklet *t, int with_call, PyObject **callable)
             return -1;
         }
     }
-    if (with_call && t->thread == NULL) {
+    if (with_call && sl_owner(t) == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return -1;
     }
@@ -265,11 +271,11 @@ check_settable(SlTasklet *t)
         PyErr_SetString(PyExc_RuntimeError, "the tasklet was not bound to a function");
         return -1;
     }
-    if (t->thread == NULL) {
+    if (sl_owner(t) == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return -1;
     }
-    return own_thread(t) == NULL ? -1 : 0;
+    return 0;
 }
 
 static PyObject *
@@ -283,10 +289,15 @@ tasklet_setup(SlTasklet *t, PyObject *args, PyObject *kwds)
         forget_call(&c);
         return NULL;
     }
+    SlThread *th = sl_thread_get();
+    if (th == NULL) {
+        forget_call(&c);
+        return NULL;
+    }
     PyObject *bound = t->tempval; /* the callable, now in c.func */
     t->tempval = NULL;
     install_call(t, &c);
-    sl_rq_append(t->thread, t);
+    queue_in_owner(th, t);
     Py_DECREF(bound);
     return Py_NewRef(t);
 }
@@ -304,7 +315,7 @@ check_runnable(SlTasklet *t)
     if (t->in_runqueue) {
         return 0;
     }
-    if (t->thread == NULL) {
+    if (sl_owner(t) == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Target thread isn't initialized");
         return -1;
     }
@@ -322,11 +333,11 @@ tasklet_insert(SlTasklet *t, PyObject *unused)
         return NULL;
     }
     if (!t->in_runqueue) {
-        SlThread *th = own_thread(t);
+        SlThread *th = sl_thread_get();
         if (th == NULL) {
             return NULL;
         }
-        sl_rq_append(th, t);
+        queue_in_owner(th, t);
     }
     return Py_NewRef(t);
 }
@@ -334,7 +345,7 @@ tasklet_insert(SlTasklet *t, PyObject *unused)
 static PyObject *
 tasklet_remove(SlTasklet *t, PyObject *unused)
 {
-    if (t->thread == NULL) {
+    if (sl_owner(t) == NULL) {
         return Py_NewRef(t);
     }
     if (t->channel != NULL) {
@@ -348,10 +359,7 @@ tasklet_remove(SlTasklet *t, PyObject *unused)
     if (!t->in_runqueue) {
         return Py_NewRef(t);
     }
-    SlThread *th = own_thread(t);
-    if (th == NULL) {
-        return NULL;
-    }
+    SlThread *th = sl_owner(t);
     if (th->in_callback) {
         PyErr_SetString(PyExc_RuntimeError, "cannot remove a tasklet inside a callback");
         return NULL;
@@ -368,7 +376,7 @@ run_or_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, int pause_c
                      pause_caller ? "switch" : "run", nargs);
         return NULL;
     }
-    if (t->thread == NULL) {
+    if (sl_owner(t) == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return NULL;
     }
@@ -383,12 +391,18 @@ run_or_switch(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs, int pause_c
     if (sl_safe_point(th) < 0 || check_runnable(t) < 0) {
         return NULL;
     }
-    if (t->thread != th) {
-        PyErr_SetString(PyExc_RuntimeError, pause_caller
-                                                ? "can't switch to a different thread."
-                                                : "running a tasklet of another thread is not "
-                                                  "supported yet");
-        return NULL;
+    if (sl_owner(t) != th) {
+        if (pause_caller) {
+            PyErr_SetString(PyExc_RuntimeError, "can't switch to a different thread.");
+            return NULL;
+        }
+        /* queued in its own thread (which is woken); the caller goes on */
+        if (t->in_runqueue) {
+            sl_rq_unlink(sl_owner(t), t);
+            Py_DECREF(t);
+        }
+        queue_in_owner(th, t);
+        Py_RETURN_NONE;
     }
     return sl_run_tasklet(th, t, pause_caller, SL_CALL_SITE(t, args, nargs, NULL));
 }
@@ -429,17 +443,21 @@ throw_bomb(SlTasklet *t, PyObject *bomb, int pending, PyObject *const *args, Py_
         goto done;
     }
     if (!sl_tasklet_alive(t)) {
-        if (sl_bomb_is_taskletexit(bomb) && t->thread != NULL) {
+        if (sl_bomb_is_taskletexit(bomb)) {
             r = Py_NewRef(Py_None);
         }
         else {
-            PyErr_SetString(PyExc_RuntimeError, t->thread == NULL
+            PyErr_SetString(PyExc_RuntimeError, sl_owner(t) == NULL
                                                     ? "tasklet has no thread"
                                                     : "You cannot throw to a dead tasklet");
         }
         goto done;
     }
-    if (own_thread(t) != NULL) {
+    if (sl_owner(t) != th) {
+        /* parked in the tasklet, which becomes runnable in its own thread */
+        r = sl_throw_foreign(t, bomb);
+    }
+    else {
         r = sl_throw(th, t, bomb, pending, SL_CALL_SITE(t, args, nargs, kwnames));
     }
 done:
@@ -538,7 +556,7 @@ tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    if (nargs == 0 && t->thread == th) {
+    if (nargs == 0 && sl_owner(t) == th) {
         Py_RETURN_NONE;
     }
     if (t->in_runqueue) {
@@ -550,18 +568,24 @@ tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     unsigned long target = id == -1 ? th->thread_id : (unsigned long)id;
-    if (sl_thread_exists(target) <= 0) {
-        PyErr_Clear();
+    /* A thread that never used stackless has no scheduler to adopt the tasklet. */
+    SlThread *to = target == th->thread_id ? th : sl_thread_find(target);
+    if (to == NULL) {
         PyErr_SetString(PyExc_ValueError, "bad thread");
         return NULL;
     }
-    if (target == th->thread_id && (t->thread == th || t->state != SL_STARTED)) {
-        t->thread = th;
-        Py_RETURN_NONE;
+    if (t->state == SL_STARTED && sl_owner(t) != to) {
+        /* Its C stack lies at addresses of its own thread's stack: it can only resume there. */
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has C state on its stack");
+        return NULL;
     }
-    PyErr_SetString(PyExc_NotImplementedError,
-                    "moving tasklets between threads is not supported yet");
-    return NULL;
+    if (t->thread != to) {
+        SlThread *old = t->thread;
+        sl_thread_incref(to);
+        t->thread = to;
+        sl_thread_decref(old);
+    }
+    Py_RETURN_NONE;
 }
 
 /* ---- pickling (only tasklets that have not started yet, for now) --------------------- */
@@ -644,7 +668,7 @@ get_alive(SlTasklet *t, void *c)
 static PyObject *
 get_scheduled(SlTasklet *t, void *c)
 {
-    return PyBool_FromLong(t->thread != NULL && sl_tasklet_scheduled(t));
+    return PyBool_FromLong(sl_owner(t) != NULL && sl_tasklet_scheduled(t));
 }
 
 static PyObject *
@@ -674,7 +698,7 @@ get_nesting_level(SlTasklet *t, void *c)
 static PyObject *
 get_is_main(SlTasklet *t, void *c)
 {
-    return PyBool_FromLong(t->is_main && t->thread != NULL);
+    return PyBool_FromLong(t->is_main && sl_owner(t) != NULL);
 }
 
 static PyObject *
@@ -745,7 +769,7 @@ set_block_trap(SlTasklet *t, PyObject *v, void *c)
 static PyObject *
 get_thread_id(SlTasklet *t, void *c)
 {
-    if (t->thread == NULL) {
+    if (sl_owner(t) == NULL) {
         return PyLong_FromLong(-1);
     }
     return PyLong_FromUnsignedLong(t->thread->thread_id);
@@ -754,7 +778,7 @@ get_thread_id(SlTasklet *t, void *c)
 static PyObject *
 get_frame(SlTasklet *t, void *c)
 {
-    if (t->state != SL_STARTED || t->thread == NULL) {
+    if (t->state != SL_STARTED || sl_owner(t) == NULL) {
         Py_RETURN_NONE;
     }
     SlThread *th = sl_thread_peek();
@@ -768,7 +792,7 @@ get_frame(SlTasklet *t, void *c)
 static PyObject *
 get_recursion_depth(SlTasklet *t, void *c)
 {
-    if (t->state != SL_STARTED || t->thread == NULL) {
+    if (t->state != SL_STARTED || sl_owner(t) == NULL) {
         return PyLong_FromLong(0);
     }
     if (is_current(t)) {
@@ -968,6 +992,9 @@ tasklet_dealloc(SlTasklet *t)
     SlRefs old = {NULL, 0, 0};
     empty_tasklet(t, &old);
     sl_refs_release(&old);
+    if (t->thread != NULL) {
+        sl_thread_decref(t->thread);
+    }
     tp->tp_free(t);
     Py_DECREF(tp);
 }

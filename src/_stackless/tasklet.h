@@ -48,11 +48,8 @@ typedef struct SlTasklet {
 SlTasklet *sl_tasklet_new_main(struct SlThread *th);
 
 /* Alive: has a frame chain (set up or running) and a live thread. */
-static inline int
-sl_tasklet_alive(SlTasklet *t)
-{
-    return t->state != SL_NEW && t->thread != NULL;
-}
+/* Not new, not dead, and its thread has not ended. */
+int sl_tasklet_alive(SlTasklet *t);
 
 /* Scheduled: in the run queue or a channel queue. */
 static inline int
