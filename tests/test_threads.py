@@ -378,3 +378,32 @@ def test_stress_messages_between_threads(nthreads):
     cross, local = (float(x) for x in p.stderr.split("RATE")[1].split())
     report("%d threads exchanging 100,000 messages over channels between threads: %.0f "
            "messages/s (all in one thread: %.0f messages/s)" % (nthreads, cross, local))
+
+
+def test_fork_child_keeps_only_the_forking_threads_scheduler():
+    ok("""
+        import os
+        ch = stackless.channel()
+        info = {}
+        def helper():
+            info["main"] = stackless.main
+            ch.receive()
+        th = threading.Thread(target=helper, daemon=True)
+        th.start()
+        wait_until(lambda: ch.balance == -1)
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+        pid = os.fork()
+        if pid == 0:
+            alive = info["main"].alive
+            try:
+                ch.receive()   # nobody left to send: the helper thread is gone here
+                code = 1
+            except RuntimeError as e:
+                code = 0 if "Deadlock" in str(e) and not alive else 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print("child:", os.waitstatus_to_exitcode(status))
+        ch.send("bye")
+        th.join()
+    """, "child: 0\n")

@@ -91,12 +91,35 @@ watch_thread_end(SlThread *th)
     return r;
 }
 
+/* In the child of a fork only the forking thread lives on: the other schedulers' threads
+   are gone without a word. Runs before any Python code in the child. */
+static void
+forget_other_threads_after_fork(void)
+{
+    SlThread **p = &sl_threads;
+    while (*p != NULL) {
+        SlThread *th = *p;
+        if (th == sl_tls) {
+            p = &th->next_thread;
+            continue;
+        }
+        *p = th->next_thread;
+        th->next_thread = NULL;
+        th->dead = 1;
+        th->sleeping = 0;
+    }
+}
+
 SlThread *
 sl_thread_get(void)
 {
     SlThread *th = sl_tls;
     if (th != NULL) {
         return th;
+    }
+    static int fork_handler_installed;
+    if (!fork_handler_installed) {
+        fork_handler_installed = pthread_atfork(NULL, NULL, forget_other_threads_after_fork) == 0;
     }
     th = PyMem_RawCalloc(1, sizeof(SlThread));
     if (th == NULL) {
