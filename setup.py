@@ -18,6 +18,7 @@ SOURCES = [
     "src/_stackless/slicing.c",
     "src/_stackless/bomb.c",
     "src/_stackless/atomic.c",
+    "src/_stackless/preempt.c",
     # each file assembles to nothing on the other CPU
     "src/_stackless/switch/switch_x86_64.S",
     "src/_stackless/switch/switch_aarch64.S",

@@ -11,13 +11,6 @@ from conftest import SHARED
 
 PROBES = SHARED / "conformance"
 
-# Probes of features that later issues deliver: they are not run.
-LATER = {
-    "watchdog_": "run(timeout) preemption (preemption issue)",
-    "atomic_other_tasklet": "calls run(timeout=500): preemption (preemption issue)",
-}
-
-
 def load_runner():
     spec = importlib.util.spec_from_file_location("conformance_run", PROBES / "run.py")
     module = importlib.util.module_from_spec(spec)
@@ -28,17 +21,7 @@ def load_runner():
 runner = load_runner()
 
 
-def later_reason(name):
-    for prefix, reason in LATER.items():
-        if name.startswith(prefix):
-            return reason
-    return None
-
-
 @pytest.mark.parametrize("name", runner.probe_names(None))
 def test_probe(name):
-    reason = later_reason(name)
-    if reason:
-        pytest.skip(reason)
     problem = runner.run_probe(sys.executable, name, 120)
     assert problem is None, problem

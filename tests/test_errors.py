@@ -290,9 +290,19 @@ class TestArgumentErrors:
         t.trace_function = None
         t.profile_function = None
 
-    def test_preemption_is_refused_clearly_until_it_exists(self):
-        stackless.tasklet(f)()
-        with pytest.raises(NotImplementedError, match="timeout"):
-            stackless.run(timeout=100)
-        assert stackless.runcount == 2
-        stackless.run()
+    def test_preemption_outside_the_main_thread_is_refused_clearly(self):
+        import threading
+        seen = []
+
+        def helper():
+            stackless.tasklet(f)()
+            try:
+                stackless.run(timeout=100)
+            except RuntimeError as e:
+                seen.append((str(e), stackless.runcount))
+            stackless.run()
+
+        th = threading.Thread(target=helper)
+        th.start()
+        th.join()
+        assert seen == [("run(timeout) can preempt tasklets only in the main thread", 2)]

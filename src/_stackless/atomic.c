@@ -44,6 +44,8 @@ atomic_exit(SlAtomic *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->depth > 0) {
         sl_tasklet_set_atomic(th->current, self->saved[--self->depth]);
     }
+    /* an interrupt that waited for the atomic section to end is taken now */
+    sl_preempt_check(th);
     Py_RETURN_NONE;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "channel.h"
 #include "module.h"
+#include "preempt.h"
 #include "scheduler.h"
 #include "tasklet.h"
 
@@ -106,6 +107,13 @@ mod_getcurrentid(PyObject *m, PyObject *unused)
         return PyLong_FromUnsignedLong(th->thread_id);
     }
     return PyLong_FromVoidPtr(th->current);
+}
+
+/* The handler of the preemption signal (see preempt.h). */
+static PyObject *
+mod_preempt_signal(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    return sl_preempt_fired(sl_thread_peek());
 }
 
 static PyObject *
@@ -230,21 +238,30 @@ mod_run(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
             return NULL;
         }
     }
+    int on[5] = {0, 0, 0, 0, 0};
     for (int i = 1; i < 5; i++) {
-        if (a[i] != NULL && PyObject_IsTrue(a[i]) < 0) {
+        if (a[i] != NULL && (on[i] = PyObject_IsTrue(a[i])) < 0) {
             return NULL;
         }
     }
-    if (timeout > 0) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "run(timeout) with a positive timeout (preemption) is not supported yet");
-        return NULL;
-    }
+    /* threadblock (a[1]) only matters with a timeout in 3.7.5 too, and is ignored */
+    int flags = (on[2] ? SL_RUN_SOFT : 0) | (on[3] ? SL_RUN_IGNORE_NESTING : 0) |
+                (on[4] ? SL_RUN_TOTAL : 0);
     SlThread *th = sl_thread_get();
     if (th == NULL) {
         return NULL;
     }
-    return sl_run_watchdog(th, SL_CALL_SITE(m, args, nargs, kwnames));
+    if (timeout > 0) {
+        if (th->thread_id != sl_module->main_thread_id) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "run(timeout) can preempt tasklets only in the main thread");
+            return NULL;
+        }
+        if (sl_preempt_setup(m) < 0) {
+            return NULL;
+        }
+    }
+    return sl_run_watchdog(th, timeout, flags, SL_CALL_SITE(m, args, nargs, kwnames));
 }
 
 static PyObject *
@@ -403,6 +420,8 @@ static PyMethodDef module_methods[] = {
     {"getcurrentid", mod_getcurrentid, METH_NOARGS,
      "getcurrentid() -> an id of the current tasklet"},
     {"getthreads", mod_getthreads, METH_NOARGS, "getthreads() -> idents of all threads"},
+    {"_preempt_signal", (PyCFunction)(void (*)(void))mod_preempt_signal, METH_FASTCALL,
+     "the handler of the signal run(timeout) preempts with (internal)"},
     {"get_thread_info", mod_get_thread_info, METH_VARARGS,
      "get_thread_info(thread_id) -> (main, current, runcount)"},
     {"getdebug", mod_getdebug, METH_NOARGS, "getdebug() -> whether this is a debug build"},

@@ -1110,6 +1110,52 @@ sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st)
 }
 
 int
+sl_pystate_at_loop_check(PyThreadState *ts)
+{
+    Frame *f = ts_frame(ts);
+    while (f != NULL && frame_on_c_stack(f)) {
+        f = f->previous;
+    }
+    PyCodeObject *code = f != NULL ? frame_code(f) : NULL;
+    if (code == NULL) {
+        return 0;
+    }
+    _Py_CODEUNIT *instr = frame_instr(f);
+    _Py_CODEUNIT *first = _PyCode_CODE(code);
+    if (instr < first || instr >= first + Py_SIZE(code)) {
+        return 0;
+    }
+    switch (_Py_OPCODE(*instr)) {
+    case RESUME:
+    case JUMP_BACKWARD:
+#ifdef RESUME_QUICK
+    case RESUME_QUICK:
+#endif
+#ifdef RESUME_CHECK
+    case RESUME_CHECK:
+#endif
+#ifdef JUMP_BACKWARD_QUICK
+    case JUMP_BACKWARD_QUICK:
+#endif
+#ifdef JUMP_BACKWARD_JIT
+    case JUMP_BACKWARD_JIT:
+#endif
+#ifdef JUMP_BACKWARD_NO_JIT
+    case JUMP_BACKWARD_NO_JIT:
+#endif
+#ifdef INSTRUMENTED_RESUME
+    case INSTRUMENTED_RESUME:
+#endif
+#ifdef INSTRUMENTED_JUMP_BACKWARD
+    case INSTRUMENTED_JUMP_BACKWARD:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int
 sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st, int running)
 {
     return (running ? ts_py_depth(ts) + st->py_bonus : st->py_depth) - st->depth_offset;
@@ -1190,6 +1236,16 @@ sl_pystate_thread_ids(void)
         Py_DECREF(id);
     }
     return ids;
+}
+
+int
+sl_pystate_foreign_trip_wakes_main(void)
+{
+#if defined(SL_PY311) || defined(SL_PY312)
+    return 0;
+#else
+    return 1;
+#endif
 }
 
 int

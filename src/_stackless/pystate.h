@@ -139,6 +139,11 @@ PyObject *sl_pystate_frame(PyThreadState *ts, SlPyState *st);
    made from C rather than by its innermost frame. st NULL: the running context. */
 int sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st);
 
+/* Whether the running context's innermost frame stands where the eval loop itself checks
+   for signals (a function's start or a backward jump), rather than inside a call into C
+   code that checks for signals on its own. */
+int sl_pystate_at_loop_check(PyThreadState *ts);
+
 /* Python call depth of the tasklet whose state is st: running, or suspended. */
 int sl_pystate_recursion_depth(PyThreadState *ts, SlPyState *st, int running);
 
@@ -159,6 +164,11 @@ void sl_pystate_restore_error(PyObject *exc);
 
 /* The idents of all threads of the calling interpreter, oldest first (new list). */
 PyObject *sl_pystate_thread_ids(void);
+
+/* Whether a signal tripped from another thread with PyErr_SetInterruptEx() reaches the
+   main thread's eval loop by itself (3.13+), rather than only once something else makes
+   the loop look (3.11/3.12: a real signal must be sent to the main thread). */
+int sl_pystate_foreign_trip_wakes_main(void);
 
 /* Whether the cycle collector is running (in this interpreter). */
 int sl_pystate_gc_collecting(void);

@@ -10,6 +10,7 @@
 
 #include "channel.h"
 #include "module.h"
+#include "preempt.h"
 #include "switch/switch.h"
 
 #include <pthread.h>
@@ -227,6 +228,9 @@ is_floating(SlTasklet *t)
 }
 
 static int gc_forbids_switch(SlThread *th);
+static int interruptible(SlThread *th, SlTasklet *cur);
+static void start_slice(SlThread *th, long long min_ns);
+static PyObject *interrupt(SlThread *th, SlTasklet *cur, int hard);
 
 int
 sl_check_switch(SlThread *th)
@@ -407,6 +411,12 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, const SlCal
     th->current = next;
     if (th->stack_base == NULL) {
         choose_stack_base(th);
+    }
+    if (th->slice_owner != NULL && !th->slice_total) {
+        th->interrupt_pending = 0; /* a new slice for whoever runs next */
+        if (next->stack.sp != NULL) {
+            start_slice(th, 0); /* (a new tasklet's starts when it has started) */
+        }
     }
     sl_switch(th, on_save, on_restore);
     /* We are `prev` again, resumed by some other tasklet's transfer(). */
@@ -611,6 +621,11 @@ tasklet_main(void *arg)
     t->state = SL_STARTED;
     remember_started(th, t);
     after_switch(th);
+    if (th->slice_owner != NULL && !th->slice_total) {
+        /* Its first lines run cold (first calls specialise code, touch fresh memory):
+           its first slice is longer, as a Stackless tick count would not see that. */
+        start_slice(th, SL_FIRST_SLICE_NS);
+    }
     PyObject *tv = t->tempval;
     t->tempval = NULL;
     PyObject *result;
@@ -685,6 +700,17 @@ sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site)
         return NULL;
     }
     SlTasklet *cur = th->current;
+    if (th->interrupt_pending && th->slice_owner != NULL && cur != th->slice_owner && !remove &&
+        interruptible(th, cur)) {
+        /* The slice ended and this is the first switch since: back to the run() that owns
+           it. Soft, the tasklet stays scheduled and run() returns None; hard (the signal
+           came where it could not interrupt), run() returns it, paused. */
+        PyObject *replaced = cur->tempval;
+        cur->tempval = Py_NewRef(retval);
+        PyObject *r = interrupt(th, cur, !th->slice_soft);
+        Py_XDECREF(replaced);
+        return r;
+    }
     SlTasklet *next = cur->next != cur ? cur->next : NULL;
     if (next == NULL && remove) {
         SlTasklet *w = innermost_watchdog(th);
@@ -758,7 +784,7 @@ pop_watchdogs(SlThread *th, SlTasklet *w)
 }
 
 PyObject *
-sl_run_watchdog(SlThread *th, const SlCallSite *site)
+sl_run_watchdog(SlThread *th, long timeout, int flags, const SlCallSite *site)
 {
     if (sl_safe_point(th) < 0) {
         return NULL;
@@ -771,17 +797,131 @@ sl_run_watchdog(SlThread *th, const SlCallSite *site)
     if (push_watchdog(th, w) < 0) {
         return NULL;
     }
+    /* an outer run() with a timeout keeps preempting; this one's timeout does nothing */
+    int owns_slice = next != NULL && timeout > 0 && th->slice_owner == NULL;
+    if (owns_slice) {
+        th->slice_owner = w;
+        th->slice_ns = (long long)timeout * SL_TICK_NS;
+        if (th->slice_ns < SL_MIN_SLICE_NS) {
+            th->slice_ns = SL_MIN_SLICE_NS;
+        }
+        th->slice_total = (flags & SL_RUN_TOTAL) != 0;
+        th->slice_soft = (flags & SL_RUN_SOFT) != 0;
+        th->slice_ignore_nesting = (flags & SL_RUN_IGNORE_NESTING) != 0;
+        th->interrupt_pending = 0;
+        start_slice(th, 0);
+    }
     if (next != NULL) {
         sl_rq_unlink(th, w);
         transfer(th, next, (PyObject *)w, 0, site);
     }
+    PyObject *interrupted = NULL;
+    if (owns_slice) {
+        sl_preempt_disarm();
+        th->slice_owner = NULL;
+        th->interrupt_pending = 0;
+        interrupted = (PyObject *)th->interrupted;
+        th->interrupted = NULL;
+    }
     pop_watchdogs(th, w);
     PyObject *r = sl_resume_value(w);
     if (r == NULL) {
+        Py_XDECREF(interrupted);
         return NULL;
     }
     Py_DECREF(r);
-    Py_RETURN_NONE;
+    return interrupted != NULL ? interrupted : Py_NewRef(Py_None);
+}
+
+/* ---- preemption ----------------------------------------------------------------------- */
+
+/* A time slice (or, totaltimeout, the run's budget) starts now; it lasts at least
+   min_ns. */
+static void
+start_slice(SlThread *th, long long min_ns)
+{
+    th->slice_start = sl_preempt_cpu_ns();
+    th->slice_min = min_ns;
+    sl_preempt_arm(th->slice_ns > min_ns ? th->slice_ns : min_ns);
+}
+
+/* Whether the running tasklet may be taken off the CPU where it is now. */
+static int
+interruptible(SlThread *th, SlTasklet *cur)
+{
+    return !cur->atomic && !th->switch_trap && !th->in_callback && !gc_forbids_switch(th) &&
+           (th->slice_ignore_nesting || cur->ignore_nesting || sl_nesting_level(cur) == 0);
+}
+
+/* Take the running tasklet off the CPU and back to the run() that owns the time slice:
+   hard, it is removed from the run queue and that run() returns it; soft, it stays
+   scheduled and run() returns None. Returns what the tasklet resumes with, later (its
+   tempval, which the caller has set). */
+static PyObject *
+interrupt(SlThread *th, SlTasklet *cur, int hard)
+{
+    SlTasklet *w = th->slice_owner;
+    th->interrupt_pending = 0;
+    if (!w->in_runqueue) {
+        /* where the interrupted tasklet is: what comes after it runs after run() returns */
+        sl_rq_insert_after(th, cur, w);
+    }
+    if (hard) {
+        sl_rq_unlink(th, cur); /* the queue's reference becomes run()'s result */
+        Py_XSETREF(th->interrupted, cur);
+    }
+    transfer(th, w, NULL, 0, NULL);
+    return sl_resume_value(cur);
+}
+
+/* A hard interrupt of the running tasklet, from between two of its bytecodes. */
+static PyObject *
+interrupt_running(SlThread *th, SlTasklet *cur)
+{
+    PyObject *old = cur->tempval;
+    cur->tempval = NULL;
+    PyObject *r = interrupt(th, cur, 1);
+    Py_XDECREF(old);
+    return r;
+}
+
+PyObject *
+sl_preempt_fired(SlThread *th)
+{
+    if (th == NULL || th->slice_owner == NULL || th->current == th->slice_owner || th->sleeping) {
+        Py_RETURN_NONE;
+    }
+    /* Ticks are CPU time of this thread: time it spent descheduled does not count. */
+    long long used = sl_preempt_cpu_ns() - th->slice_start;
+    long long slice = th->slice_ns > th->slice_min ? th->slice_ns : th->slice_min;
+    if (!th->interrupt_pending && used < slice) {
+        sl_preempt_arm(slice - used);
+        Py_RETURN_NONE;
+    }
+    SlTasklet *cur = th->current;
+    if (th->slice_soft) {
+        th->interrupt_pending = 1; /* at its next schedule() */
+        Py_RETURN_NONE;
+    }
+    if (!interruptible(th, cur) || !sl_pystate_at_loop_check(th->tstate)) {
+        /* atomic (the atomic section's end asks again), or in a callback, with C state,
+           or inside C code that checks for signals itself: look again soon */
+        th->interrupt_pending = 1;
+        if (!cur->atomic) {
+            sl_preempt_arm(SL_PREEMPT_RETRY_NS);
+        }
+        Py_RETURN_NONE;
+    }
+    return interrupt_running(th, cur);
+}
+
+void
+sl_preempt_check(SlThread *th)
+{
+    if (th != NULL && th->interrupt_pending && th->slice_owner != NULL && !th->slice_soft &&
+        th->current != th->slice_owner && !th->current->atomic) {
+        sl_preempt_arm(SL_PREEMPT_RETRY_NS); /* soon, at a bytecode boundary */
+    }
 }
 
 PyObject *

@@ -49,6 +49,14 @@ typedef struct SlThread {
     int sleeping;     /* nothing runnable: it waits for another thread to queue a tasklet */
     int dead;         /* its OS thread has ended: its tasklets have no thread */
     Py_ssize_t nrefs; /* tasklets that name it, plus one while its thread lives */
+    /* preemption: a run(timeout) in progress (main thread only) */
+    SlTasklet *slice_owner; /* the watchdog whose run() has the timeout; NULL: none */
+    long long slice_ns;     /* each tasklet's time slice (totaltimeout: the whole run's) */
+    long long slice_start;  /* the thread's CPU time when the slice started */
+    long long slice_min;    /* this slice lasts at least that long */
+    uint8_t slice_total, slice_soft, slice_ignore_nesting;
+    uint8_t interrupt_pending; /* the slice ended where its tasklet could not be interrupted */
+    SlTasklet *interrupted;    /* owned: the tasklet an interrupt took off the CPU, for run() */
 } SlThread;
 
 /* The scheduler of the live thread `id`, or NULL (never created there, or ended). */
@@ -109,8 +117,22 @@ int sl_check_switch(SlThread *th);
 /* schedule(retval) / schedule_remove(retval). */
 PyObject *sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site);
 
-/* stackless.run() without preemption. */
-PyObject *sl_run_watchdog(SlThread *th, const SlCallSite *site);
+/* stackless.run(): run the other tasklets until none is runnable. With timeout > 0 (ticks,
+   see preempt.h; main thread only, and only if no outer run() has one) the running
+   tasklet is interrupted when its slice (totaltimeout: the whole run's) is over and
+   returned. flags: SL_RUN_*. */
+#define SL_RUN_SOFT 1           /* interrupt only at the next voluntary switch */
+#define SL_RUN_IGNORE_NESTING 2 /* interrupt even with C state on the stack */
+#define SL_RUN_TOTAL 4          /* one budget for the whole run */
+PyObject *sl_run_watchdog(SlThread *th, long timeout, int flags, const SlCallSite *site);
+
+/* The preemption signal arrived (in the main thread, between bytecodes of the current
+   tasklet): interrupt it, or note that its slice is over. */
+PyObject *sl_preempt_fired(SlThread *th);
+
+/* A tasklet left an atomic section: an interrupt it was spared meanwhile comes at the
+   next bytecode boundary. */
+void sl_preempt_check(SlThread *th);
 
 /* t.run() (caller stays runnable) or t.switch() (caller is paused). t is alive, not
    blocked, of this thread and not current, as checked after sl_safe_point(). */

@@ -513,7 +513,13 @@ tasklet_set_atomic(SlTasklet *t, PyObject *flag)
     if (on < 0) {
         return NULL;
     }
-    return PyBool_FromLong(sl_tasklet_set_atomic(t, on));
+    int old = sl_tasklet_set_atomic(t, on);
+    /* an interrupt that waited for the atomic section to end is taken now */
+    SlThread *th = sl_thread_peek();
+    if (!on && th != NULL && th->current == t) {
+        sl_preempt_check(th);
+    }
+    return PyBool_FromLong(old);
 }
 
 static PyObject *
