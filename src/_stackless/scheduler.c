@@ -230,6 +230,7 @@ is_floating(SlTasklet *t)
 static int gc_forbids_switch(SlThread *th);
 static int interruptible(SlThread *th, SlTasklet *cur);
 static void start_slice(SlThread *th, long long min_ns);
+static int slice_over(SlThread *th);
 static PyObject *interrupt(SlThread *th, SlTasklet *cur, int hard);
 
 int
@@ -700,11 +701,11 @@ sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site)
         return NULL;
     }
     SlTasklet *cur = th->current;
-    if (th->interrupt_pending && th->slice_owner != NULL && cur != th->slice_owner && !remove &&
-        interruptible(th, cur)) {
-        /* The slice ended and this is the first switch since: back to the run() that owns
-           it. Soft, the tasklet stays scheduled and run() returns None; hard (the signal
-           came where it could not interrupt), run() returns it, paused. */
+    if (th->slice_owner != NULL && cur != th->slice_owner && !remove &&
+        (th->interrupt_pending || (th->slice_soft && slice_over(th))) && interruptible(th, cur)) {
+        /* Its slice is over (soft: the timer's signal may also come later; hard: it came
+           where it could not interrupt): back to the run() that owns the slice. Soft, the
+           tasklet stays scheduled and run() returns None; hard, run() returns it, paused. */
         PyObject *replaced = cur->tempval;
         cur->tempval = Py_NewRef(retval);
         PyObject *r = interrupt(th, cur, !th->slice_soft);
@@ -834,6 +835,14 @@ sl_run_watchdog(SlThread *th, long timeout, int flags, const SlCallSite *site)
 }
 
 /* ---- preemption ----------------------------------------------------------------------- */
+
+/* Whether the running tasklet has used up its slice (the timer may not have told yet). */
+static int
+slice_over(SlThread *th)
+{
+    long long slice = th->slice_ns > th->slice_min ? th->slice_ns : th->slice_min;
+    return sl_preempt_cpu_ns() - th->slice_start >= slice;
+}
 
 /* A time slice (or, totaltimeout, the run's budget) starts now; it lasts at least
    min_ns. */
