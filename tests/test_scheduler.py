@@ -417,7 +417,7 @@ class TestStackSwitching:
             var.reset(token)
         assert seen == [("A", "main"), ("B", "main"), ("A", "A"), ("B", "B")]
 
-    def test_tracing_stays_consistent_across_switches(self):
+    def test_tracing_follows_the_tasklet_that_set_it(self):
         calls = []
 
         def tracer(frame, event, arg):
@@ -425,13 +425,18 @@ class TestStackSwitching:
                 calls.append(frame.f_code.co_name)
             return None
 
-        def traced_worker():
+        def untraced_worker():
             stackless.schedule()
 
-        stackless.tasklet(traced_worker)()
+        def after_run():
+            pass
+
+        stackless.tasklet(untraced_worker)()
         sys.settrace(tracer)
         try:
-            stackless.run()
+            stackless.run()      # the worker starts without the main tasklet's tracer
+            after_run()          # and the main tasklet has it back afterwards
+            assert sys.gettrace() is tracer
         finally:
             sys.settrace(None)
-        assert "traced_worker" in calls
+        assert "untraced_worker" not in calls and "after_run" in calls

@@ -376,6 +376,31 @@ ts_set_executor(PyThreadState *ts, void *executor)
 
 /* 3.11 keeps "is anyone tracing" in a byte of each eval activation's _PyCFrame; the
    incoming tasklet's cframe must learn the thread's current setting. */
+/* The interpreter's instrumentation version (sys.monitoring state), 0 before 3.12. */
+static inline uint64_t
+ts_instrumentation_version(PyThreadState *ts)
+{
+#if defined(SL_PY311)
+    (void)ts;
+    return 0;
+#elif defined(SL_PY312)
+    return ts->interp->monitoring_version;
+#else
+    return ts->interp->ceval.instrumentation_version;
+#endif
+}
+
+static inline uint64_t
+code_instrumentation_version(PyCodeObject *code)
+{
+#if defined(SL_PY311)
+    (void)code;
+    return 0;
+#else
+    return code->_co_instrumentation_version;
+#endif
+}
+
 static inline void
 ts_refresh_tracing(PyThreadState *ts)
 {
@@ -592,6 +617,18 @@ sl_pystate_save(PyThreadState *ts, SlPyState *st, const SlCallSite *call_site)
     int *trash = ts_trash_nesting(ts);
     st->trash_nesting = trash ? *trash : 0;
     st->tracing = ts->tracing;
+    /* Trace and profile functions follow the tasklet that set them. The fields are moved
+       as they are: sys.settrace() keeps the interpreter's count of tracing threads (3.12+:
+       which instruments code), and a function that is absent here is simply not called. */
+    st->instr_version = ts_instrumentation_version(ts);
+    st->tracefunc = ts->c_tracefunc;
+    st->traceobj = ts->c_traceobj;
+    st->profilefunc = ts->c_profilefunc;
+    st->profileobj = ts->c_profileobj;
+    ts->c_tracefunc = NULL;
+    ts->c_traceobj = NULL;
+    ts->c_profilefunc = NULL;
+    ts->c_profileobj = NULL;
     st->recursion_headroom = ts->recursion_headroom;
     if (st->chunk_code != NULL) {
         learn_chunk_size(st);
@@ -634,6 +671,12 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
         *trash = st->trash_nesting;
     }
     ts->tracing = st->tracing;
+    ts->c_tracefunc = st->tracefunc;
+    ts->c_traceobj = st->traceobj;
+    ts->c_profilefunc = st->profilefunc;
+    ts->c_profileobj = st->profileobj;
+    st->tracefunc = st->profilefunc = NULL;
+    st->traceobj = st->profileobj = NULL;
     ts_refresh_tracing(ts);
     ts->recursion_headroom = st->recursion_headroom;
     st->stack_top = NULL;
@@ -821,6 +864,9 @@ sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_d
         *trash = 0;
     }
     ts->tracing = 0;
+    /* a new tasklet starts without trace and profile functions */
+    ts->c_tracefunc = ts->c_profilefunc = NULL;
+    ts->c_traceobj = ts->c_profileobj = NULL;
     ts_refresh_tracing(ts);
     ts_set_executor(ts, NULL);
     body(arg);
@@ -873,6 +919,74 @@ detach_state(SlPyState *st, SlRefs *refs)
     st->exc_value = NULL;
     sl_refs_add(refs, st->context);
     st->context = NULL;
+    sl_refs_add(refs, st->traceobj);
+    sl_refs_add(refs, st->profileobj);
+    st->traceobj = st->profileobj = NULL;
+    st->tracefunc = st->profilefunc = NULL;
+}
+
+/* A sys.monitoring tool id of our own, claimed on first need; -1: none free. */
+static int refresh_tool = -2;
+
+void
+sl_pystate_refresh_instrumentation(PyThreadState *ts, SlPyState *st)
+{
+    uint64_t now = ts_instrumentation_version(ts);
+    if (now == st->instr_version) {
+        return;
+    }
+    st->instr_version = now;
+    PyObject *saved = sl_pystate_fetch_error();
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    if (mon == NULL || refresh_tool == -1) {
+        goto done;
+    }
+    if (refresh_tool == -2) {
+        refresh_tool = -1;
+        for (int id = 4; id >= 3; id--) {
+            PyObject *r = PyObject_CallMethod(mon, "use_tool_id", "is", id, "stackless");
+            if (r != NULL) {
+                Py_DECREF(r);
+                refresh_tool = id;
+                break;
+            }
+            PyErr_Clear();
+        }
+        if (refresh_tool == -1) {
+            goto done;
+        }
+    }
+    /* Setting a code object's local events re-instruments it for the current state:
+       toggle a local event of our (otherwise idle) tool and back. */
+    for (Frame *f = ts_frame(ts); f != NULL; f = f->previous) {
+        PyCodeObject *code = frame_on_c_stack(f) ? NULL : frame_code(f);
+        if (code == NULL || code_instrumentation_version(code) == now) {
+            continue;
+        }
+        PyObject *r1 = PyObject_CallMethod(mon, "set_local_events", "iOi", refresh_tool,
+                                           (PyObject *)code, 32 /* LINE */);
+        PyObject *r2 = r1 ? PyObject_CallMethod(mon, "set_local_events", "iOi", refresh_tool,
+                                                (PyObject *)code, 0)
+                          : NULL;
+        Py_XDECREF(r1);
+        Py_XDECREF(r2);
+        if (r2 == NULL) {
+            PyErr_Clear();
+        }
+    }
+done:
+    sl_pystate_restore_error(saved);
+}
+
+void
+sl_pystate_drop_hooks(PyThreadState *ts)
+{
+    if (ts->c_tracefunc != NULL) {
+        PyEval_SetTrace(NULL, NULL);
+    }
+    if (ts->c_profilefunc != NULL) {
+        PyEval_SetProfile(NULL, NULL);
+    }
 }
 
 void
@@ -930,6 +1044,8 @@ sl_pystate_traverse(SlPyState *st, visitproc visit, void *arg)
 {
     Py_VISIT(st->exc_value);
     Py_VISIT(st->context);
+    Py_VISIT(st->traceobj);
+    Py_VISIT(st->profileobj);
     if (st->frames_unsafe) {
         return 0;
     }

@@ -8,8 +8,8 @@
  * State that follows a tasklet: the innermost interpreter frame (and on 3.11/3.12 the
  * _PyCFrame it hangs from), the frame data stack (chunk, top, limit), the Python and C
  * recursion depths, the handled-exception stack, the contextvars context, the trashcan
- * nesting, the tracing counter and (3.14+) the optimizer's current executor. Per OS
- * thread and left alone: trace/profile functions, the raised exception, thread ids, async
+ * nesting, the tracing counter, the trace and profile functions and (3.14+) the optimizer's
+ * current executor. Per OS thread and left alone: the raised exception, thread ids, async
  * exceptions, the trashcan's delete_later list. Also here: whether the cycle collector
  * runs, and the few public calls whose spelling differs between versions.
  */
@@ -51,6 +51,9 @@ typedef struct SlPyState {
     void *exc_previous;     /* tstate->exc_state.previous_item */
     PyObject *exc_value;    /* owned: tstate->exc_state.exc_value */
     PyObject *context;      /* owned: tstate->context */
+    Py_tracefunc tracefunc, profilefunc; /* sys.settrace()/setprofile() of the tasklet */
+    PyObject *traceobj, *profileobj;     /* owned: their objects */
+    uint64_t instr_version; /* 3.12+: the interpreter's instrumentation version at save */
     PyObject **stack_top;   /* top of the innermost frame's value stack, if known */
     int direct;             /* it blocked in a call made by its innermost frame itself */
     int py_bonus;           /* Python depth it was resumed with beyond a lowered limit */
@@ -111,6 +114,13 @@ int sl_pystate_copy_context(PyObject **out);
 void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
                         double stack_used, void (*body)(void *), void *arg);
 
+/* Call in a tasklet that was just resumed (Python code may run): if sys.monitoring (which
+   sys.settrace() uses on 3.12+) changed while it was suspended, bring the code of its
+   frames up to date. CPython re-instruments the code of every frame it can reach from a
+   thread state, and a generator's at its next RESUME; a suspended tasklet's frames are
+   neither, and would go on running code instrumented for the old state. */
+void sl_pystate_refresh_instrumentation(PyThreadState *ts, SlPyState *st);
+
 /* The running context's C recursion depth (0 where the version has no separate counter). */
 int sl_pystate_c_depth(PyThreadState *ts);
 
@@ -118,6 +128,10 @@ int sl_pystate_c_depth(PyThreadState *ts);
    forget the stale copy its last switch left in st, which names CPython's own frames and
    chunks, so that releasing st later frees nothing of them. */
 void sl_pystate_forget_running(SlPyState *st);
+
+/* The running tasklet ends: its trace and profile functions end with it (through the API,
+   so that 3.12+ stops instrumenting code for them once nothing traces). */
+void sl_pystate_drop_hooks(PyThreadState *ts);
 
 /* Free what a finished tasklet's state still holds. It may run Python code (DECREF). */
 void sl_pystate_release(SlPyState *st);

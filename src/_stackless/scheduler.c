@@ -423,6 +423,10 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, const SlCal
     /* We are `prev` again, resumed by some other tasklet's transfer(). */
     sl_pystate_restore(ts, &prev->pystate);
     after_switch(th);
+    if (prev->hooks_pending) {
+        sl_tasklet_apply_hooks(prev);
+    }
+    sl_pystate_refresh_instrumentation(ts, &prev->pystate);
 }
 
 void
@@ -569,6 +573,7 @@ end_current(SlThread *th, PyObject *result)
     Py_CLEAR(t->args);
     Py_CLEAR(t->kwargs);
     Py_CLEAR(t->tempval);
+    sl_pystate_drop_hooks(th->tstate);
     SlTasklet *w = innermost_watchdog(th);
     SlTasklet *next = NULL;
     if (bomb == NULL && t->next == t && w->channel != NULL && others_wait_here(th, t) &&
@@ -622,6 +627,9 @@ tasklet_main(void *arg)
     t->state = SL_STARTED;
     remember_started(th, t);
     after_switch(th);
+    if (t->hooks_pending) {
+        sl_tasklet_apply_hooks(t);
+    }
     if (th->slice_owner != NULL && !th->slice_total) {
         /* Its first lines run cold (first calls specialise code, touch fresh memory):
            its first slice is longer, as a Stackless tick count would not see that. */

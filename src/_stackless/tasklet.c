@@ -120,6 +120,10 @@ empty_tasklet(SlTasklet *t, SlRefs *old)
     sl_refs_add(old, t->args);
     sl_refs_add(old, t->kwargs);
     sl_refs_add(old, t->tempval);
+    sl_refs_add(old, t->new_hooks[0]);
+    sl_refs_add(old, t->new_hooks[1]);
+    t->new_hooks[0] = t->new_hooks[1] = NULL;
+    t->hooks_pending = 0;
     t->func = t->args = t->kwargs = t->tempval = NULL;
     t->state = SL_NEW;
 }
@@ -846,10 +850,40 @@ call_sys(const char *name, PyObject *arg)
 static PyObject *
 get_trace_hook(SlTasklet *t, void *profile)
 {
-    if (!is_current(t)) {
-        Py_RETURN_NONE;
+    int i = profile ? 1 : 0;
+    if (is_current(t)) {
+        if (sl_owner(t) == sl_thread_peek()) {
+            return call_sys(profile ? "getprofile" : "gettrace", NULL);
+        }
+        PyThreadState *ts = sl_owner(t)->tstate; /* running in another thread */
+        return Py_NewRef(i ? (ts->c_profileobj ? ts->c_profileobj : Py_None)
+                           : (ts->c_traceobj ? ts->c_traceobj : Py_None));
     }
-    return call_sys(profile ? "getprofile" : "gettrace", NULL);
+    if (t->hooks_pending & (1 << i)) {
+        return Py_NewRef(t->new_hooks[i]);
+    }
+    PyObject *saved = i ? t->pystate.profileobj : t->pystate.traceobj;
+    return Py_NewRef(saved ? saved : Py_None);
+}
+
+void
+sl_tasklet_apply_hooks(SlTasklet *t)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!(t->hooks_pending & (1 << i))) {
+            continue;
+        }
+        t->hooks_pending &= (uint8_t) ~(1 << i);
+        PyObject *f = t->new_hooks[i];
+        t->new_hooks[i] = NULL;
+        PyObject *r = call_sys(i ? "setprofile" : "settrace", f);
+        if (r == NULL) {
+            sl_pystate_write_unraisable("while installing a tasklet's trace function",
+                                        (PyObject *)t);
+        }
+        Py_XDECREF(r);
+        Py_DECREF(f);
+    }
 }
 
 static int
@@ -866,11 +900,18 @@ set_trace_hook(SlTasklet *t, PyObject *v, void *profile)
         PyErr_SetString(PyExc_RuntimeError, "tasklet is not alive");
         return -1;
     }
-    if (!is_current(t)) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "setting the trace or profile function of a suspended tasklet is not "
-                        "supported yet");
+    if (is_current(t) && sl_owner(t) != sl_thread_peek()) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "You cannot set the %s function of the current tasklet of another thread",
+                     profile ? "profile" : "trace");
         return -1;
+    }
+    if (!is_current(t)) {
+        /* installed by sys.settrace()/setprofile() as soon as the tasklet runs again */
+        int i = profile ? 1 : 0;
+        Py_XSETREF(t->new_hooks[i], Py_NewRef(v));
+        t->hooks_pending |= (uint8_t)(1 << i);
+        return 0;
     }
     PyObject *r = call_sys(profile ? "setprofile" : "settrace", v);
     Py_XDECREF(r);
@@ -947,6 +988,8 @@ tasklet_traverse(SlTasklet *t, visitproc visit, void *arg)
     Py_VISIT(t->func);
     Py_VISIT(t->args);
     Py_VISIT(t->kwargs);
+    Py_VISIT(t->new_hooks[0]);
+    Py_VISIT(t->new_hooks[1]);
     if (is_suspended(t)) {
         return sl_pystate_traverse(&t->pystate, visit, arg);
     }

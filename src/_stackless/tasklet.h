@@ -40,6 +40,9 @@ typedef struct SlTasklet {
     uint8_t atomic;
     uint8_t ignore_nesting;
     uint8_t block_trap;
+    uint8_t hooks_pending; /* bit 0: new_hooks[0] is its next trace function, bit 1: [1]
+                              its next profile function (set while it was suspended) */
+    PyObject *new_hooks[2];
     SlStack stack;     /* the C stack while suspended */
     SlPyState pystate; /* the interpreter state while suspended */
 } SlTasklet;
@@ -48,6 +51,9 @@ typedef struct SlTasklet {
 SlTasklet *sl_tasklet_new_main(struct SlThread *th);
 
 /* Alive: has a frame chain (set up or running) and a live thread. */
+/* Install the trace/profile functions set on t while it was suspended; t is running. */
+void sl_tasklet_apply_hooks(SlTasklet *t);
+
 /* Not new, not dead, and its thread has not ended. */
 int sl_tasklet_alive(SlTasklet *t);
 

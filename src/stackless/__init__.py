@@ -148,5 +148,42 @@ class _StacklessModule(_types.ModuleType):
         return "stackless"
 
 
+def dump_tasklets(file=None):
+    """Print every tasklet of the process with its state and, if it is suspended, its stack:
+    what to look at when a program hangs. Writes to ``file`` (default ``sys.stderr``)."""
+    import gc
+    import traceback
+
+    out = file if file is not None else _sys.stderr
+    found = [o for o in gc.get_objects() if isinstance(o, tasklet)]
+    for t in (getmain(), getcurrent()):
+        if t not in found:
+            found.append(t)
+    found.sort(key=lambda t: (t.thread_id, not t.is_main))
+    print("%d tasklets" % len(found), file=out)
+    for t in found:
+        if t.is_current:
+            state = "running"
+        elif t.blocked:
+            ch = t._channel
+            state = "blocked %s on channel %#x (balance %d)" % (
+                "sending" if ch.balance > 0 else "receiving", id(ch), ch.balance)
+        elif t.scheduled:
+            state = "runnable"
+        elif t.paused:
+            state = "paused"
+        elif t.alive:
+            state = "alive"
+        else:
+            state = "not alive"
+        flags = [name for name in ("is_main", "atomic") if getattr(t, name)]
+        print("tasklet %#x in thread %d: %s%s" % (
+            id(t), t.thread_id, state, " (%s)" % ", ".join(flags) if flags else ""), file=out)
+        frame = t.frame if not t.is_current else None
+        if frame is not None:
+            for line in traceback.format_stack(frame):
+                out.write("  " + line.replace("\n", "\n  ").rstrip(" "))
+
+
 stackless = _sys.modules[__name__]
 stackless.__class__ = _StacklessModule
