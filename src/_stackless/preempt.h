@@ -13,7 +13,7 @@
 #include <Python.h>
 
 /* How long a tick (Stackless counts run(timeout) in bytecodes) is taken to last: about one
-   simple bytecode here, counted in CPU time of the running thread. A slice lasts at least
+   simple bytecode here, counted in time while the thread runs. A slice lasts at least
    SL_MIN_SLICE_NS: below that the timer's own latency dominates. */
 #define SL_TICK_NS 20
 #define SL_MIN_SLICE_NS 20000
@@ -21,6 +21,9 @@
 
 /* When the slice ended where the tasklet could not be interrupted: how soon to look again. */
 #define SL_PREEMPT_RETRY_NS 200000
+
+/* How long a tasklet whose slice is over is watched using the CPU before it is interrupted. */
+#define SL_CONFIRM_NS 20000
 
 /* Make sure the signal handler is installed (call in the main thread, with the module).
    0, or -1 with an exception. */
@@ -32,7 +35,10 @@ void sl_preempt_arm(long long ns);
 /* No signal unless armed again. */
 void sl_preempt_disarm(void);
 
-/* The calling thread's CPU time, in nanoseconds. */
+/* The calling thread's CPU time, in nanoseconds (a system call). */
 long long sl_preempt_cpu_ns(void);
+
+/* The monotonic clock, in nanoseconds (no system call). */
+long long sl_preempt_now_ns(void);
 
 #endif /* SL_PREEMPT_H */

@@ -710,10 +710,12 @@ sl_schedule(SlThread *th, PyObject *retval, int remove, const SlCallSite *site)
     }
     SlTasklet *cur = th->current;
     if (th->slice_owner != NULL && cur != th->slice_owner && !remove &&
-        (th->interrupt_pending || (th->slice_soft && slice_over(th))) && interruptible(th, cur)) {
-        /* Its slice is over (soft: the timer's signal may also come later; hard: it came
-           where it could not interrupt): back to the run() that owns the slice. Soft, the
-           tasklet stays scheduled and run() returns None; hard, run() returns it, paused. */
+        (th->interrupt_pending || ((th->slice_soft || th->slice_total) && slice_over(th))) &&
+        interruptible(th, cur)) {
+        /* Its slice is over (the signal came where it could not interrupt, or, soft or
+           totaltimeout, may come late: a loaded machine may run the timer thread late):
+           back to the run() that owns the slice. Soft, the tasklet stays scheduled and run()
+           returns None; hard, run() returns it, paused. */
         PyObject *replaced = cur->tempval;
         cur->tempval = Py_NewRef(retval);
         PyObject *r = interrupt(th, cur, !th->slice_soft);
@@ -844,12 +846,21 @@ sl_run_watchdog(SlThread *th, long timeout, int flags, const SlCallSite *site)
 
 /* ---- preemption ----------------------------------------------------------------------- */
 
+/* What slices are measured with: per-tasklet slices start at every switch, so they use the
+   cheap monotonic clock (and the handler tells an idle thread from a busy one); the one
+   budget of a totaltimeout run is the thread's CPU time. */
+static inline long long
+slice_clock(SlThread *th)
+{
+    return th->slice_total ? sl_preempt_cpu_ns() : sl_preempt_now_ns();
+}
+
 /* Whether the running tasklet has used up its slice (the timer may not have told yet). */
 static int
 slice_over(SlThread *th)
 {
     long long slice = th->slice_ns > th->slice_min ? th->slice_ns : th->slice_min;
-    return sl_preempt_cpu_ns() - th->slice_start >= slice;
+    return slice_clock(th) - th->slice_start >= slice;
 }
 
 /* A time slice (or, totaltimeout, the run's budget) starts now; it lasts at least
@@ -857,7 +868,8 @@ slice_over(SlThread *th)
 static void
 start_slice(SlThread *th, long long min_ns)
 {
-    th->slice_start = sl_preempt_cpu_ns();
+    th->slice_start = slice_clock(th);
+    th->slice_seq++;
     th->slice_min = min_ns;
     sl_preempt_arm(th->slice_ns > min_ns ? th->slice_ns : min_ns);
 }
@@ -908,12 +920,24 @@ sl_preempt_fired(SlThread *th)
     if (th == NULL || th->slice_owner == NULL || th->current == th->slice_owner || th->sleeping) {
         Py_RETURN_NONE;
     }
-    /* Ticks are CPU time of this thread: time it spent descheduled does not count. */
-    long long used = sl_preempt_cpu_ns() - th->slice_start;
+    long long used = slice_clock(th) - th->slice_start;
     long long slice = th->slice_ns > th->slice_min ? th->slice_ns : th->slice_min;
     if (!th->interrupt_pending && used < slice) {
         sl_preempt_arm(slice - used);
         Py_RETURN_NONE;
+    }
+    if (!th->interrupt_pending && !th->slice_total) {
+        /* A per-tasklet slice is measured on the cheap monotonic clock, which also runs
+           while the process is descheduled. Ticks are meant as work done: before an
+           interrupt the tasklet must be seen using the CPU for a short while more in the
+           same slice (one that switches meanwhile was not busy). */
+        long long cpu = sl_preempt_cpu_ns();
+        if (th->confirm_seq != th->slice_seq || cpu - th->confirm_cpu < SL_CONFIRM_NS / 2) {
+            th->confirm_seq = th->slice_seq;
+            th->confirm_cpu = cpu;
+            sl_preempt_arm(SL_CONFIRM_NS);
+            Py_RETURN_NONE;
+        }
     }
     SlTasklet *cur = th->current;
     if (th->slice_soft) {

@@ -52,8 +52,11 @@ typedef struct SlThread {
     /* preemption: a run(timeout) in progress (main thread only) */
     SlTasklet *slice_owner; /* the watchdog whose run() has the timeout; NULL: none */
     long long slice_ns;     /* each tasklet's time slice (totaltimeout: the whole run's) */
-    long long slice_start;  /* the thread's CPU time when the slice started */
-    long long slice_min;    /* this slice lasts at least that long */
+    long long slice_start;  /* when the slice started (monotonic clock) */
+    uint64_t slice_seq;     /* counts the slices started */
+    uint64_t confirm_seq;   /* the slice seen over once, at CPU time confirm_cpu */
+    long long confirm_cpu;
+    long long slice_min; /* this slice lasts at least that long */
     uint8_t slice_total, slice_soft, slice_ignore_nesting;
     uint8_t interrupt_pending; /* the slice ended where its tasklet could not be interrupted */
     SlTasklet *interrupted;    /* owned: the tasklet an interrupt took off the CPU, for run() */
