@@ -19,16 +19,7 @@ out=$repo/build/bench
 mkdir -p "$out"
 rm -f "$out"/*.json "$out/million.txt"
 
-find_python() {
-    local v=$1 p root=${PYENV_ROOT:-$HOME/.pyenv}
-    for p in "$root"/versions/"$v".*/bin/python"$v" "$(command -v "python$v" 2>/dev/null)"; do
-        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_h_filename())' 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+. "$repo/scripts/find-python.sh"
 
 status=0
 for v in $versions; do

@@ -39,16 +39,7 @@ if [ ! -d "$shared/seed-examples" ] || [ ! -d "$shared/conformance" ]; then
     exit 2
 fi
 
-find_python() {  # print a working pythonX.Y, preferring pyenv's builds (they have headers)
-    local v=$1 p root=${PYENV_ROOT:-$HOME/.pyenv}
-    for p in "$root"/versions/"$v".*/bin/python"$v" "$(command -v "python$v" 2>/dev/null)"; do
-        if [ -n "$p" ] && [ -x "$p" ] && "$p" -c 'import sysconfig, sys; sys.exit(not sysconfig.get_config_h_filename())' 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+. "$repo/scripts/find-python.sh"
 
 # lane NAME PYTHON VENV [ENV...]: build, install and test in one virtual environment
 lane() {

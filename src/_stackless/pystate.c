@@ -503,21 +503,28 @@ first_complete(SlPyState *st)
 
 static void learn_chunk_size(SlPyState *st);
 
+/* The opcode frame f executes (as stored, perhaps specialised), or -1 if unknown. */
+static int
+frame_opcode(Frame *f)
+{
+    PyCodeObject *code = f != NULL ? frame_code(f) : NULL;
+    if (code == NULL) {
+        return -1;
+    }
+    _Py_CODEUNIT *instr = frame_instr(f);
+    _Py_CODEUNIT *first = _PyCode_CODE(code);
+    if (instr < first || instr >= first + Py_SIZE(code)) {
+        return -1;
+    }
+    return _Py_OPCODE(*instr);
+}
+
 /* Whether frame f is executing a FOR_ITER instruction (so a __next__ it called came
    straight from the eval loop). */
 static int
 frame_in_for_iter(Frame *f)
 {
-    PyCodeObject *code = frame_code(f);
-    if (code == NULL) {
-        return 0;
-    }
-    _Py_CODEUNIT *instr = frame_instr(f);
-    _Py_CODEUNIT *first = _PyCode_CODE(code);
-    if (instr < first || instr >= first + Py_SIZE(code)) {
-        return 0;
-    }
-    int op = _Py_OPCODE(*instr);
+    int op = frame_opcode(f);
 #if defined(SL_PY311)
     return op == FOR_ITER;
 #else
@@ -1232,16 +1239,7 @@ sl_pystate_at_loop_check(PyThreadState *ts)
     while (f != NULL && frame_on_c_stack(f)) {
         f = f->previous;
     }
-    PyCodeObject *code = f != NULL ? frame_code(f) : NULL;
-    if (code == NULL) {
-        return 0;
-    }
-    _Py_CODEUNIT *instr = frame_instr(f);
-    _Py_CODEUNIT *first = _PyCode_CODE(code);
-    if (instr < first || instr >= first + Py_SIZE(code)) {
-        return 0;
-    }
-    switch (_Py_OPCODE(*instr)) {
+    switch (frame_opcode(f)) {
     case RESUME:
     case JUMP_BACKWARD:
 #ifdef RESUME_QUICK
