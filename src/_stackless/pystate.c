@@ -645,7 +645,7 @@ sl_pystate_save(PyThreadState *ts, SlPyState *st, const SlCallSite *call_site)
 #endif
 }
 
-void
+int
 sl_pystate_restore(PyThreadState *ts, SlPyState *st)
 {
 #if !defined(SL_PY311)
@@ -688,6 +688,7 @@ sl_pystate_restore(PyThreadState *ts, SlPyState *st)
     ts->recursion_headroom = st->recursion_headroom;
     st->stack_top = NULL;
     st->direct = 0;
+    return ts_instrumentation_version(ts) != st->instr_version;
 }
 
 /* ---- the life of a tasklet ---------------------------------------------------------- */
@@ -908,12 +909,7 @@ static void
 detach_state(SlPyState *st, SlRefs *refs)
 {
     free_chunks(st);
-    st->frame = NULL;
-    st->cframe = NULL;
-    st->exc_info = NULL;
-    st->exc_previous = NULL;
-    st->stack_top = NULL;
-    st->nexposed = 0;
+    sl_pystate_forget_running(st);
     st->frames_unsafe = 0;
     if (st->exposed != &st->exposed_one) {
         free(st->exposed);
@@ -936,13 +932,9 @@ detach_state(SlPyState *st, SlRefs *refs)
 static int refresh_tool = -2;
 
 void
-sl_pystate_refresh_instrumentation(PyThreadState *ts, SlPyState *st)
+sl_pystate_refresh_instrumentation(PyThreadState *ts)
 {
     uint64_t now = ts_instrumentation_version(ts);
-    if (now == st->instr_version) {
-        return;
-    }
-    st->instr_version = now;
     PyObject *saved = sl_pystate_fetch_error();
     PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
     if (mon == NULL || refresh_tool == -1) {

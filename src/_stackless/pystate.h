@@ -96,8 +96,10 @@ extern const SlCallSite sl_called_by_for_iter;
    and make its frames safe to inspect while it is suspended. call_site: see above. */
 void sl_pystate_save(PyThreadState *ts, SlPyState *st, const SlCallSite *call_site);
 
-/* Put st back into the thread state. Call on the restored C stack, before Python runs. */
-void sl_pystate_restore(PyThreadState *ts, SlPyState *st);
+/* Put st back into the thread state. Call on the restored C stack, before Python runs.
+   Returns 1 if sys.monitoring changed while the tasklet was suspended: then call
+   sl_pystate_refresh_instrumentation() once Python code may run. */
+int sl_pystate_restore(PyThreadState *ts, SlPyState *st);
 
 /* --- the life of a tasklet --- */
 
@@ -114,12 +116,12 @@ int sl_pystate_copy_context(PyObject **out);
 void sl_pystate_run_new(PyThreadState *ts, SlPyState *st, PyObject *callable, int c_depth,
                         double stack_used, void (*body)(void *), void *arg);
 
-/* Call in a tasklet that was just resumed (Python code may run): if sys.monitoring (which
-   sys.settrace() uses on 3.12+) changed while it was suspended, bring the code of its
-   frames up to date. CPython re-instruments the code of every frame it can reach from a
-   thread state, and a generator's at its next RESUME; a suspended tasklet's frames are
-   neither, and would go on running code instrumented for the old state. */
-void sl_pystate_refresh_instrumentation(PyThreadState *ts, SlPyState *st);
+/* In a tasklet that was just resumed after sys.monitoring (which sys.settrace() uses on
+   3.12+) changed (Python code may run): bring the code of its frames up to date. CPython
+   re-instruments the code of every frame it can reach from a thread state, and a
+   generator's at its next RESUME; a suspended tasklet's frames are neither, and would go
+   on running code instrumented for the old state. */
+void sl_pystate_refresh_instrumentation(PyThreadState *ts);
 
 /* The running context's C recursion depth (0 where the version has no separate counter). */
 int sl_pystate_c_depth(PyThreadState *ts);

@@ -421,12 +421,14 @@ transfer(SlThread *th, SlTasklet *next, PyObject *release, int ends, const SlCal
     }
     sl_switch(th, on_save, on_restore);
     /* We are `prev` again, resumed by some other tasklet's transfer(). */
-    sl_pystate_restore(ts, &prev->pystate);
+    int code_outdated = sl_pystate_restore(ts, &prev->pystate);
     after_switch(th);
     if (prev->hooks_pending) {
         sl_tasklet_apply_hooks(prev);
     }
-    sl_pystate_refresh_instrumentation(ts, &prev->pystate);
+    if (code_outdated) {
+        sl_pystate_refresh_instrumentation(ts);
+    }
 }
 
 void
