@@ -19,6 +19,7 @@ SOURCES = [
     "src/_stackless/bomb.c",
     "src/_stackless/atomic.c",
     "src/_stackless/preempt.c",
+    "src/_stackless/pickling.c",
     # each file assembles to nothing on the other CPU
     "src/_stackless/switch/switch_x86_64.S",
     "src/_stackless/switch/switch_aarch64.S",
@@ -27,6 +28,7 @@ SOURCES = [
 HEADERS = [
     "src/_stackless/channel.h",
     "src/_stackless/module.h",
+    "src/_stackless/pickling.h",
     "src/_stackless/pystate.h",
     "src/_stackless/scheduler.h",
     "src/_stackless/slicing.h",

@@ -402,7 +402,64 @@ static PyGetSetDef channel_getsets[] = {
     {NULL},
 };
 
+/* ---- pickling ------------------------------------------------------------------------ */
+
+static PyObject *
+channel_reduce(SlChannel *ch, PyObject *unused)
+{
+    PyObject *waiting = PyList_New(0);
+    if (waiting == NULL) {
+        return NULL;
+    }
+    for (SlTasklet *t = ch->head; t != NULL; t = t->next) {
+        if (PyList_Append(waiting, (PyObject *)t) < 0) {
+            Py_DECREF(waiting);
+            return NULL;
+        }
+    }
+    int flags = ch->closing | ((ch->preference & 3) << 1) | (ch->schedule_all ? 8 : 0);
+    return Py_BuildValue("O()(niN)", Py_TYPE(ch), ch->balance, flags, waiting);
+}
+
+/* Queue the listed tasklets again. A tasklet that is blocked elsewhere, runnable, current or
+   started is skipped: only tasklets restored from the same pickle (not run yet) join. */
+static PyObject *
+channel_setstate(SlChannel *ch, PyObject *state)
+{
+    Py_ssize_t balance;
+    int flags;
+    PyObject *waiting;
+    if (!PyArg_ParseTuple(state, "niO!:__setstate__", &balance, &flags, &PyList_Type, &waiting)) {
+        return NULL;
+    }
+    PyTypeObject *tasklet_type = sl_module->tasklet_type;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(waiting); i++) {
+        if (!PyObject_TypeCheck(PyList_GET_ITEM(waiting, i), tasklet_type)) {
+            PyErr_SetString(PyExc_TypeError, "a channel's waiting list holds a non-tasklet");
+            return NULL;
+        }
+    }
+    drop_waiters(ch);
+    ch->closing = flags & 1;
+    int pref = (flags >> 1) & 3;
+    ch->preference = (int8_t)(pref == 3 ? -1 : pref == 2 ? 0 : pref);
+    ch->schedule_all = (flags & 8) != 0;
+    int dir = balance > 0 ? 1 : -1;
+    for (Py_ssize_t i = 0; balance != 0 && i < PyList_GET_SIZE(waiting); i++) {
+        SlTasklet *t = (SlTasklet *)PyList_GET_ITEM(waiting, i);
+        if (t->channel != NULL || t->in_runqueue || t->state == SL_STARTED || t->is_main ||
+            t->thread != sl_thread_get()) {
+            continue;
+        }
+        enqueue(ch, (SlTasklet *)Py_NewRef(t), dir);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef channel_methods[] = {
+    {"__reduce__", (PyCFunction)channel_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)channel_reduce, METH_O, NULL},
+    {"__setstate__", (PyCFunction)channel_setstate, METH_O, NULL},
     {"send", (PyCFunction)(void (*)(void))channel_send, METH_FASTCALL,
      "send(value): hand value to a receiver, blocking until there is one"},
     {"receive", (PyCFunction)(void (*)(void))channel_receive, METH_FASTCALL,

@@ -7,6 +7,7 @@
  */
 #include "channel.h"
 #include "module.h"
+#include "pickling.h"
 #include "preempt.h"
 #include "scheduler.h"
 #include "tasklet.h"
@@ -487,7 +488,7 @@ init_state(PyObject *module)
     sl_state.atomic_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sl_atomic_spec, NULL);
     sl_state.bomb_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sl_bomb_spec, NULL);
     if (!sl_state.tasklet_type || !sl_state.channel_type || !sl_state.atomic_type ||
-        !sl_state.bomb_type) {
+        !sl_state.bomb_type || sl_pickling_init(module) < 0) {
         return -1;
     }
     sl_state.TaskletExit = get_taskletexit();

@@ -567,15 +567,18 @@ frame_made_call(SlPyState *st, Frame *f, PyCodeObject *code, const SlCallSite *s
         if (self == site->self ||
             (self == NULL && callable != NULL && PyCFunction_Check(callable) &&
              PyCFunction_GET_SELF(callable) == site->self)) {
+            st->stack_top = (PyObject **)top;
+            st->call_items = (int)(names_on_top + site->nargs + 2);
             return 1;
         }
     }
-    (void)st;
     return 0;
 #else
     PyObject **end = (PyObject **)site->args + site->nargs;
     if (site->args != NULL && end >= base && end <= base + code->co_stacksize) {
         st->stack_top = end;
+        /* callable, self or NULL, and the arguments (3.13's keyword names lie above) */
+        st->call_items = (int)site->nargs + 2;
         return 1;
     }
     return 0;
@@ -1358,4 +1361,435 @@ int
 sl_pystate_gc_collecting(void)
 {
     return PyInterpreterState_Get()->gc.collecting;
+}
+
+/* ---- frames out of a suspended tasklet and back in (pickling) ----------------------- */
+
+/* A restored frame waits in a "shell": a generator object that owns a frame of ordinary
+   (non-generator) code. The eval loop runs such a frame like any other and, because a
+   generator owns it, clears it when it returns or unwinds (3.12+; on 3.11 the driver
+   below finishes the job and the generator's dealloc clears the frame). A shell that has
+   not run yet stays in the CREATED state, so that dropping it never runs its code. */
+
+#define SL_GENERATOR_FLAGS                                                                         \
+    (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
+
+static inline Frame *
+gen_frame(PyGenObject *gen)
+{
+#if defined(SL_STACKREFS)
+    return &gen->gi_iframe;
+#else
+    return (Frame *)gen->gi_iframe;
+#endif
+}
+
+/* Where a frame continues: as a unit offset into its code. */
+static inline int
+frame_resume_offset_of_shell(Frame *f, PyCodeObject *code)
+{
+#if defined(SL_PY311) || defined(SL_PY312)
+    return (int)(f->prev_instr + 1 - _PyCode_CODE(code));
+#else
+    return (int)(f->instr_ptr - _PyCode_CODE(code));
+#endif
+}
+
+static inline void
+frame_set_resume_offset(Frame *f, PyCodeObject *code, int offset)
+{
+#if defined(SL_PY311) || defined(SL_PY312)
+    f->prev_instr = _PyCode_CODE(code) + offset - 1;
+#else
+    f->instr_ptr = _PyCode_CODE(code) + offset;
+#endif
+#if !defined(SL_PY311)
+    f->return_offset = 0;
+#endif
+}
+
+/* Where a frame that called a Python function inline continues once that returns: what
+   the eval loop's return path computes. */
+static inline int
+frame_return_offset(Frame *f, PyCodeObject *code)
+{
+#if defined(SL_PY311)
+    return (int)(f->prev_instr + 1 - _PyCode_CODE(code));
+#elif defined(SL_PY312)
+    return (int)(f->prev_instr + f->return_offset + 1 - _PyCode_CODE(code));
+#else
+    return (int)(f->instr_ptr + f->return_offset - _PyCode_CODE(code));
+#endif
+}
+
+/* The unit after the call instruction at `at` and its inline caches (on 3.11 a PRECALL
+   and the CALL after it), read from the de-specialised bytecode; -1 if `at` is no call. */
+static int
+offset_after_call(PyCodeObject *code, int at)
+{
+    PyObject *bytes = PyCode_GetCode(code);
+    if (bytes == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    int n = (int)(PyBytes_GET_SIZE(bytes) / 2);
+    int result = -1;
+    if (at >= 0 && at < n) {
+        int op = b[2 * at];
+        int i = at + 1;
+        while (i < n && b[2 * i] == CACHE) {
+            i++;
+        }
+#if defined(SL_PY311)
+        if (op == PRECALL && i < n && b[2 * i] == CALL) {
+            op = CALL;
+            i++;
+            while (i < n && b[2 * i] == CACHE) {
+                i++;
+            }
+        }
+#endif
+#if defined(SL_PY311) || defined(SL_PY312)
+        int is_call = op == CALL;
+#else
+        int is_call = op == CALL || op == CALL_KW;
+#endif
+        if (is_call && i < n) {
+            result = i;
+        }
+    }
+    Py_DECREF(bytes);
+    return result;
+}
+
+static int
+is_shell(Frame *f, PyCodeObject *code)
+{
+    return f->owner == FRAME_OWNED_BY_GENERATOR && !(code->co_flags & SL_GENERATOR_FLAGS);
+}
+
+/* Whether f was entered from C code: a boundary between f and its caller. */
+static int
+frame_entered_from_c(SlPyState *st, Frame *f)
+{
+#if defined(SL_PY311)
+    (void)st;
+    return f->is_entry;
+#else
+    for (int i = 0; i < st->nexposed; i++) {
+        if (st->exposed[i].frame == f) {
+            return 1;
+        }
+    }
+    return 0;
+#endif
+}
+
+/* A slot as a Python object for a frame record: NULL as null_marker, a tagged integer
+   (3.14+) as tagged_int(value); a new reference. */
+static PyObject *
+slot_to_record(Slot s, PyObject *null_marker, PyObject *tagged_int)
+{
+#if defined(SL_STACKREFS)
+    if (PyStackRef_IsTaggedInt(s)) {
+        return PyObject_CallFunction(tagged_int, "n", (Py_ssize_t)PyStackRef_UntagInt(s));
+    }
+#else
+    (void)tagged_int;
+#endif
+    PyObject *o = slot_object(s);
+    return Py_NewRef(o != NULL ? o : null_marker);
+}
+
+static PyObject *
+slots_to_tuple(Slot *slots, int n, PyObject *null_marker, PyObject *tagged_int)
+{
+    PyObject *t = PyTuple_New(n);
+    if (t == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        PyObject *o = slot_to_record(slots[i], null_marker, tagged_int);
+        if (o == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, o);
+    }
+    return t;
+}
+
+/* One record: (function, code, resume offset, locals, stack); offset -1 and None for
+   locals and stack mark a frame with C state. */
+static PyObject *
+frame_record(Frame *f, PyCodeObject *code, int offset, int depth, PyObject *null_marker,
+             PyObject *tagged_int)
+{
+    PyObject *func = slot_object(*frame_func_slot(f));
+    if (func == NULL) {
+        func = Py_None;
+    }
+    if (offset < 0) {
+        return Py_BuildValue("(OOiOO)", func, code, -1, Py_None, Py_None);
+    }
+    int nlocals = code->co_nlocalsplus;
+    PyObject *locals = slots_to_tuple(f->localsplus, nlocals, null_marker, tagged_int);
+    PyObject *stack =
+        locals ? slots_to_tuple(f->localsplus + nlocals, depth, null_marker, tagged_int) : NULL;
+    if (stack == NULL) {
+        Py_XDECREF(locals);
+        return NULL;
+    }
+    return Py_BuildValue("(OOiNN)", func, code, offset, locals, stack);
+}
+
+PyObject *
+sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int)
+{
+    if (st->frames_unsafe) {
+        PyErr_SetString(PyExc_RuntimeError, "the tasklet's frames cannot be inspected");
+        return NULL;
+    }
+    PyObject *records = PyList_New(0);
+    if (records == NULL) {
+        return NULL;
+    }
+    Frame *inner = NULL;
+    for (Frame *f = st->frame; f != NULL; f = f->previous) {
+        PyCodeObject *code = frame_code(f);
+        if (code == NULL || frame_on_c_stack(f)) {
+            if (code == NULL && f->previous == NULL) {
+                break; /* 3.15: the thread's base frame */
+            }
+            continue;
+        }
+        if (f->owner == FRAME_OWNED_BY_GENERATOR && !is_shell(f, code)) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "cannot pickle a tasklet suspended inside the generator or coroutine "
+                         "'%U' yet",
+                         code->co_qualname);
+            goto error;
+        }
+        int offset = -1, depth = 0;
+        int units = (int)Py_SIZE(code);
+        if (f->owner == FRAME_OWNED_BY_GENERATOR &&
+            frame_generator(f)->gi_frame_state == FRAME_CREATED) {
+            offset = frame_resume_offset_of_shell(f, code); /* restored, not run yet */
+            depth = frame_stored_stacktop(f) - code->co_nlocalsplus;
+        }
+        else if (inner == NULL) {
+            if (st->direct && st->stack_top != NULL) {
+                Slot *base = f->localsplus + code->co_nlocalsplus;
+                depth = (int)((Slot *)st->stack_top - base) - st->call_items;
+                offset = offset_after_call(code, (int)(frame_instr(f) - _PyCode_CODE(code)));
+            }
+        }
+        else if (!frame_entered_from_c(st, inner) || is_shell(inner, frame_code(inner))) {
+            offset = frame_return_offset(f, code);
+            depth = frame_stored_stacktop(f) - code->co_nlocalsplus;
+        }
+        if (offset < 0 || offset >= units || depth < 0 || depth > code->co_stacksize) {
+            offset = -1; /* C state: what it waits for cannot be rebuilt */
+        }
+        PyObject *rec = frame_record(f, code, offset, depth, null_marker, tagged_int);
+        if (rec == NULL || PyList_Append(records, rec) < 0) {
+            Py_XDECREF(rec);
+            goto error;
+        }
+        Py_DECREF(rec);
+        inner = f;
+    }
+    if (PyList_Reverse(records) < 0) {
+        goto error;
+    }
+    return records;
+error:
+    Py_DECREF(records);
+    return NULL;
+}
+
+/* Put a record's value into a fresh slot (a new reference, or a tagged integer). */
+static int
+record_to_slot(PyObject *o, Slot *slot, PyObject *null_marker, PyObject *tagged_int)
+{
+    if (o == null_marker) {
+        *slot = SLOT_NULL;
+        return 0;
+    }
+    if (Py_IS_TYPE(o, (PyTypeObject *)tagged_int)) {
+#if defined(SL_STACKREFS)
+        PyObject *v = PyObject_GetAttrString(o, "value");
+        Py_ssize_t n = v != NULL ? PyLong_AsSsize_t(v) : -1;
+        Py_XDECREF(v);
+        if (n < 0 || n > (Py_ssize_t)(INTPTR_MAX >> 2)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "bad tagged integer in a frame");
+            }
+            return -1;
+        }
+        *slot = PyStackRef_TagInt((intptr_t)n);
+        return 0;
+#else
+        PyErr_SetString(PyExc_ValueError, "tagged integers are not used by this Python");
+        return -1;
+#endif
+    }
+#if defined(SL_STACKREFS)
+    *slot = PyStackRef_FromPyObjectNew(o);
+#else
+    *slot = Py_NewRef(o);
+#endif
+    return 0;
+}
+
+static void
+init_shell_frame(PyThreadState *ts, Frame *f, PyFunctionObject *func, PyCodeObject *code)
+{
+#if defined(SL_PY311)
+    (void)ts;
+    _PyFrame_InitializeSpecials(f, (PyFunctionObject *)Py_NewRef(func), NULL, code->co_nlocalsplus);
+#elif defined(SL_PY312) || defined(SL_PY313)
+    (void)ts;
+    _PyFrame_Initialize(f, (PyFunctionObject *)Py_NewRef(func), NULL, code, 0);
+#else
+    _PyFrame_Initialize(ts, f, PyStackRef_FromPyObjectNew((PyObject *)func), NULL, code, 0, NULL);
+#endif
+    f->owner = FRAME_OWNED_BY_GENERATOR;
+}
+
+PyObject *
+sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *stack,
+                     PyObject *null_marker, PyObject *tagged_int)
+{
+    if (!PyFunction_Check(func)) {
+        PyErr_SetString(PyExc_ValueError, "a frame's function is not a function");
+        return NULL;
+    }
+    PyCodeObject *code = (PyCodeObject *)PyFunction_GET_CODE(func);
+    if (code->co_flags & SL_GENERATOR_FLAGS) {
+        PyErr_SetString(PyExc_ValueError, "a frame's code is generator code");
+        return NULL;
+    }
+    int nlocals = code->co_nlocalsplus;
+    /* room for the value the frame receives when it resumes */
+    if (!PyTuple_Check(locals) || PyTuple_GET_SIZE(locals) != nlocals || !PyTuple_Check(stack) ||
+        PyTuple_GET_SIZE(stack) >= code->co_stacksize || offset <= 0 || offset >= Py_SIZE(code)) {
+        PyErr_Format(PyExc_ValueError,
+                     "frame of '%U' does not fit its code (locals, stack or offset)",
+                     code->co_qualname);
+        return NULL;
+    }
+    /* Free and cell variables are read as cells without a check. */
+    for (int i = 0; i < nlocals; i++) {
+        int kind = _PyLocals_GetKind(code->co_localspluskinds, i);
+        PyObject *v = PyTuple_GET_ITEM(locals, i);
+        if ((kind & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v)) {
+            PyErr_Format(PyExc_ValueError, "frame of '%U': variable %d must be a cell",
+                         code->co_qualname, i);
+            return NULL;
+        }
+    }
+    int depth = (int)PyTuple_GET_SIZE(stack);
+    PyGenObject *gen = PyObject_GC_NewVar(PyGenObject, &PyGen_Type, nlocals + code->co_stacksize);
+    if (gen == NULL) {
+        return NULL;
+    }
+#if defined(SL_PY311)
+    gen->gi_code = (PyCodeObject *)Py_NewRef(code);
+#endif
+    gen->gi_weakreflist = NULL;
+    gen->gi_name = Py_NewRef(((PyFunctionObject *)func)->func_name);
+    gen->gi_qualname = Py_NewRef(((PyFunctionObject *)func)->func_qualname);
+    gen->gi_exc_state.exc_value = NULL;
+    gen->gi_exc_state.previous_item = NULL;
+    gen->gi_origin_or_finalizer = NULL;
+    gen->gi_hooks_inited = 0;
+    gen->gi_closed = 0;
+    gen->gi_running_async = 0;
+    gen->gi_frame_state = FRAME_CREATED;
+    Frame *f = gen_frame(gen);
+    PyThreadState *ts = PyThreadState_Get();
+    init_shell_frame(ts, f, (PyFunctionObject *)func, code);
+    f->previous = NULL;
+    frame_set_resume_offset(f, code, offset);
+    int filled = 0;
+    for (; filled < nlocals + depth; filled++) {
+        PyObject *o = filled < nlocals ? PyTuple_GET_ITEM(locals, filled)
+                                       : PyTuple_GET_ITEM(stack, filled - nlocals);
+        if (record_to_slot(o, &f->localsplus[filled], null_marker, tagged_int) < 0) {
+            break;
+        }
+    }
+    frame_set_stacktop(f, filled);
+    PyObject_GC_Track((PyObject *)gen);
+    if (filled < nlocals + depth) {
+        Py_DECREF(gen);
+        return NULL;
+    }
+    return (PyObject *)gen;
+}
+
+int
+sl_pystate_is_shell(PyObject *o)
+{
+    if (!PyGen_CheckExact(o)) {
+        return 0;
+    }
+    Frame *f = gen_frame((PyGenObject *)o);
+    PyCodeObject *code = frame_code(f);
+    return code != NULL && is_shell(f, code);
+}
+
+void
+sl_pystate_link_shell(PyThreadState *ts, PyObject *inner, PyObject *outer)
+{
+    Frame *f = gen_frame((PyGenObject *)inner);
+    f->previous = outer != NULL ? gen_frame((PyGenObject *)outer) : ts_chain_root(ts);
+}
+
+void
+sl_pystate_set_shell_exception(PyObject *shell, PyObject *exc)
+{
+    PyGenObject *gen = (PyGenObject *)shell;
+    Py_XSETREF(gen->gi_exc_state.exc_value, exc == Py_None ? NULL : Py_XNewRef(exc));
+}
+
+PyObject *
+sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value)
+{
+    PyGenObject *gen = (PyGenObject *)shell;
+    Frame *f = gen_frame(gen);
+    if (gen->gi_frame_state != FRAME_CREATED) {
+        Py_XDECREF(value);
+        if (value != NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "restored frame was already resumed");
+        }
+        return NULL;
+    }
+    Frame *running = ts_frame(ts);
+    ts_set_frame(ts, f->previous); /* its caller, so that f_back and tracebacks are natural */
+    if (value != NULL) {
+        int top = frame_stored_stacktop(f);
+#if defined(SL_STACKREFS)
+        f->localsplus[top] = PyStackRef_FromPyObjectSteal(value);
+#else
+        f->localsplus[top] = value;
+#endif
+        frame_set_stacktop(f, top + 1);
+    }
+    gen->gi_exc_state.previous_item = ts->exc_info;
+    ts->exc_info = &gen->gi_exc_state;
+    gen->gi_frame_state = FRAME_EXECUTING;
+    PyObject *result = _PyEval_EvalFrameDefault(ts, f, value == NULL);
+#if defined(SL_PY311)
+    if (gen->gi_frame_state == FRAME_EXECUTING) {
+        gen->gi_frame_state = FRAME_COMPLETED;
+    }
+    ts->exc_info = gen->gi_exc_state.previous_item;
+    gen->gi_exc_state.previous_item = NULL;
+    f->previous = NULL;
+#endif
+    ts_set_frame(ts, running);
+    return result;
 }

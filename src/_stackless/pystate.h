@@ -55,6 +55,7 @@ typedef struct SlPyState {
     PyObject *traceobj, *profileobj;     /* owned: their objects */
     uint64_t instr_version; /* 3.12+: the interpreter's instrumentation version at save */
     PyObject **stack_top;   /* top of the innermost frame's value stack, if known */
+    int call_items;         /* how many of those items the suspending call consumes */
     int direct;             /* it blocked in a call made by its innermost frame itself */
     int py_bonus;           /* Python depth it was resumed with beyond a lowered limit */
     int depth_offset;       /* recursion depth it started at for the C stack above its base */
@@ -191,5 +192,36 @@ int sl_pystate_gc_collecting(void);
 
 /* Whether the interpreter is being finalised (no more switching into tasklets). */
 int sl_pystate_finalizing(void);
+
+/* --- pickling: a suspended tasklet's frames as data, and frames rebuilt from data --- */
+
+/* The frames of a suspended tasklet, outermost first, as a new list of records
+   (function, code, resume offset, locals, value stack): the offset is where the frame goes
+   on once it receives the value it waits for (the result of its pending call), in code
+   units; locals and stack are tuples in which null_marker stands for an empty slot and
+   tagged_int(n) for a 3.14+ tagged integer. A frame that waits for C code (C state) has
+   offset -1 and None for locals and stack. */
+PyObject *sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int);
+
+/* A "shell" for one record: a generator object owning a frame for func's code, filled from
+   the record, not run yet (dropping it runs nothing). Checks what memory safety needs
+   (sizes, offset range, cells where the code reads cells); the caller has validated the
+   rest against the bytecode. New reference, or NULL with ValueError. */
+PyObject *sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *stack,
+                               PyObject *null_marker, PyObject *tagged_int);
+
+/* Whether o is a shell. */
+int sl_pystate_is_shell(PyObject *o);
+
+/* Make outer (a shell, or NULL for the tasklet's start) the caller of shell inner. */
+void sl_pystate_link_shell(PyThreadState *ts, PyObject *inner, PyObject *outer);
+
+/* The exception a shell's frame is handling when it resumes (None: none). */
+void sl_pystate_set_shell_exception(PyObject *shell, PyObject *exc);
+
+/* Run a shell's frame to its end: it receives value (stolen) as the result of its pending
+   call, or, with value NULL, the raised exception at that call. Returns what the frame
+   returns, or NULL with its exception. */
+PyObject *sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value);
 
 #endif /* SL_PYSTATE_H */

@@ -10,6 +10,7 @@
 
 #include "channel.h"
 #include "module.h"
+#include "pickling.h"
 #include "preempt.h"
 #include "switch/switch.h"
 
@@ -640,13 +641,16 @@ tasklet_main(void *arg)
     PyObject *tv = t->tempval;
     t->tempval = NULL;
     PyObject *result;
-    if (tv != NULL && sl_bomb_check(tv)) {
+    int restored = sl_restored_check(t->func);
+    if (tv != NULL && sl_bomb_check(tv) && !restored) {
         /* thrown into before it ever ran: the function never starts */
         result = sl_bomb_explode(tv);
     }
     else {
         t->in_function = 1;
-        result = PyObject_Call(t->func, t->args, t->kwargs);
+        /* an unpickled tasklet's frames receive the value (or exception) they waited for */
+        result =
+            restored ? sl_restored_run(t->func, tv) : PyObject_Call(t->func, t->args, t->kwargs);
         t->in_function = 0;
     }
     Py_XDECREF(tv);

@@ -9,6 +9,7 @@
 
 #include "channel.h"
 #include "module.h"
+#include "pickling.h"
 #include "scheduler.h"
 
 #include <structmember.h>
@@ -598,7 +599,7 @@ tasklet_bind_thread(SlTasklet *t, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* ---- pickling (only tasklets that have not started yet, for now) --------------------- */
+/* ---- pickling (spec section 8; the frames of a started tasklet: pickling.c) ------------ */
 
 static PyObject *
 tasklet_reduce(SlTasklet *t, PyObject *unused)
@@ -607,29 +608,34 @@ tasklet_reduce(SlTasklet *t, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "You cannot __reduce__ the tasklet which is current.");
         return NULL;
     }
+    int flags = (t->blocked & 3) | (t->atomic ? 4 : 0) | (t->ignore_nesting ? 8 : 0) |
+                (t->block_trap ? 32 : 0);
+    PyObject *frames;
     if (t->state == SL_STARTED) {
-        PyObject *pickle = PyImport_ImportModule("pickle");
-        if (pickle != NULL) {
-            PyObject *err = PyObject_GetAttrString(pickle, "PicklingError");
-            if (err != NULL) {
-                PyErr_SetString(err, "pickling a started tasklet (its frames and C stack) is "
-                                     "not supported yet");
-                Py_DECREF(err);
-            }
-            Py_DECREF(pickle);
+        if (sl_owner(t) != sl_thread_get()) {
+            PyErr_SetString(PyExc_RuntimeError, "cannot pickle a tasklet of another thread");
+            return NULL;
         }
+        frames = sl_frames_reduce(&t->pystate);
+    }
+    else if (t->state == SL_PENDING && sl_restored_check(t->func)) {
+        frames = sl_restored_frames(t->func); /* unpickled, not run since */
+    }
+    else if (t->state == SL_PENDING) {
+        frames = Py_BuildValue("(OOO)", t->func, t->args, t->kwargs ? t->kwargs : Py_None);
+    }
+    else {
+        frames = PyTuple_New(0);
+    }
+    if (frames == NULL) {
         return NULL;
     }
-    int flags = (t->atomic ? 4 : 0) | (t->ignore_nesting ? 8 : 0) | (t->block_trap ? 32 : 0);
-    PyObject *call = t->state == SL_PENDING
-                         ? Py_BuildValue("(OOO)", t->func, t->args, t->kwargs ? t->kwargs : Py_None)
-                         : PyTuple_New(0);
-    if (call == NULL) {
-        return NULL;
-    }
-    PyObject *r =
-        Py_BuildValue("O()(iOiNOOOO)", Py_TYPE(t), flags, t->tempval ? t->tempval : Py_None, 0,
-                      call, Py_None, Py_None, Py_None, Py_None);
+    PyObject *exc = t->state == SL_STARTED && t->pystate.exc_value ? t->pystate.exc_value : NULL;
+    PyObject *exc_type = exc ? (PyObject *)Py_TYPE(exc) : Py_None;
+    PyObject *exc_tb = exc ? PyException_GetTraceback(exc) : NULL;
+    PyObject *r = Py_BuildValue("O()(iOiNOONO)", Py_TYPE(t), flags,
+                                t->tempval ? t->tempval : Py_None, 0, frames, exc_type,
+                                exc ? exc : Py_None, exc_tb ? exc_tb : Py_NewRef(Py_None), Py_None);
     return r;
 }
 
@@ -637,6 +643,37 @@ static PyObject *
 tasklet_reduce_ex(SlTasklet *t, PyObject *proto)
 {
     return tasklet_reduce(t, NULL);
+}
+
+/* An unpickled started tasklet: it runs its restored frames. Also a tasklet that its
+   channel's state already queued there (pickle order does not matter). */
+static PyObject *
+restore_started(SlTasklet *t, PyObject *frames)
+{
+    if (t->state != SL_NEW || t->is_main || sl_owner(t) == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "frames can only be restored into a new tasklet");
+        return NULL;
+    }
+    PyObject *restored = sl_frames_restore(frames);
+    if (restored == NULL) {
+        return NULL;
+    }
+    Call c = {NULL, NULL, NULL, NULL};
+    if (prepare_call(&c, restored, NULL, NULL) < 0) {
+        forget_call(&c);
+        Py_DECREF(restored);
+        return NULL;
+    }
+    Py_DECREF(restored);
+    SlRefs old = {NULL, 0, 0};
+    sl_refs_add(&old, t->func);
+    sl_refs_add(&old, t->args);
+    sl_refs_add(&old, t->kwargs);
+    sl_refs_add(&old, t->pystate.context);
+    t->func = t->args = t->kwargs = t->pystate.context = NULL;
+    install_call(t, &c);
+    sl_refs_release(&old);
+    return Py_NewRef(t);
 }
 
 static PyObject *
@@ -648,18 +685,29 @@ tasklet_setstate(SlTasklet *t, PyObject *state)
                           &e2, &e3, &e4)) {
         return NULL;
     }
-    if (!PyTuple_Check(call) || (PyTuple_GET_SIZE(call) != 0 && PyTuple_GET_SIZE(call) != 3)) {
+    if (!PyTuple_Check(call)) {
         PyErr_SetString(PyExc_ValueError, "bad tasklet state");
         return NULL;
     }
-    if (PyTuple_GET_SIZE(call) == 3) {
-        PyObject *r = do_bind(t, PyTuple_GET_ITEM(call, 0), PyTuple_GET_ITEM(call, 1),
-                              PyTuple_GET_ITEM(call, 2));
-        if (r == NULL) {
-            return NULL;
-        }
-        Py_DECREF(r);
+    PyObject *r;
+    if (sl_frames_are_started(call)) {
+        r = restore_started(t, call);
     }
+    else if (PyTuple_GET_SIZE(call) == 3) {
+        r = do_bind(t, PyTuple_GET_ITEM(call, 0), PyTuple_GET_ITEM(call, 1),
+                    PyTuple_GET_ITEM(call, 2));
+    }
+    else if (PyTuple_GET_SIZE(call) == 0) {
+        r = Py_NewRef(t);
+    }
+    else {
+        PyErr_SetString(PyExc_ValueError, "bad tasklet state");
+        return NULL;
+    }
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
     Py_XSETREF(t->tempval, tempval == Py_None ? NULL : Py_NewRef(tempval));
     t->atomic = (flags & 4) != 0;
     t->ignore_nesting = (flags & 8) != 0;

@@ -1,0 +1,268 @@
+/* Started tasklets as pickle data: the frames part of a tasklet's state (spec section 8).
+ *
+ * Owns: the "restored frames" object an unpickled tasklet runs instead of a function (the
+ * driver that resumes its frames innermost first), and the conversion between a suspended
+ * tasklet's frames and their pickled form: a tuple (cache tag, record, ...), outermost
+ * frame first, each record (function, code or None, resume offset, locals, stack,
+ * handled exception). What a record may hold is checked by stackless/_pickling.py (which
+ * knows the bytecode); every interpreter structure is reached through pystate.c. It must
+ * not switch tasklets or touch run and channel queues.
+ */
+#include "pickling.h"
+
+#include "module.h"
+#include "pystate.h"
+
+/* stackless._pickling, loaded on first use (it imports dis, which is slow to import) */
+static PyObject *helpers, *null_marker, *tagged_int;
+
+static int
+load_helpers(void)
+{
+    if (helpers != NULL) {
+        return 0;
+    }
+    PyObject *m = PyImport_ImportModule("stackless._pickling");
+    if (m == NULL) {
+        return -1;
+    }
+    null_marker = PyObject_GetAttrString(m, "NULL");
+    tagged_int = PyObject_GetAttrString(m, "TaggedInt");
+    if (null_marker == NULL || tagged_int == NULL) {
+        Py_CLEAR(null_marker);
+        Py_CLEAR(tagged_int);
+        Py_DECREF(m);
+        return -1;
+    }
+    helpers = m;
+    return 0;
+}
+
+/* ---- the restored frames --------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *frames; /* the pickled frames tuple, to pickle again before it runs */
+    PyObject *shells; /* list, outermost first: a shell, or the function of a frame that
+                         had C state; None once run */
+    int started;
+} SlRestored;
+
+static PyTypeObject *restored_type;
+
+int
+sl_restored_check(PyObject *o)
+{
+    return restored_type != NULL && Py_IS_TYPE(o, restored_type);
+}
+
+PyObject *
+sl_restored_frames(PyObject *o)
+{
+    return Py_NewRef(((SlRestored *)o)->frames);
+}
+
+PyObject *
+sl_restored_run(PyObject *o, PyObject *value)
+{
+    SlRestored *r = (SlRestored *)o;
+    if (r->started) {
+        PyErr_SetString(PyExc_RuntimeError, "restored frames can run only once");
+        return NULL;
+    }
+    r->started = 1;
+    PyThreadState *ts = PyThreadState_Get();
+    PyObject *shells = r->shells;
+    Py_ssize_t n = PyList_GET_SIZE(shells);
+    /* chain each shell to the nearest shell outside it, so that f_back is natural */
+    PyObject *outer = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(shells, i);
+        if (sl_pystate_is_shell(item)) {
+            sl_pystate_link_shell(ts, item, outer);
+            outer = item;
+        }
+    }
+    PyObject *v;
+    if (value != NULL && sl_bomb_check(value)) {
+        v = sl_bomb_explode(value);
+    }
+    else {
+        v = Py_NewRef(value != NULL ? value : Py_None);
+    }
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(shells, i));
+        Py_INCREF(Py_None);
+        PyList_SetItem(shells, i, Py_None);
+        if (sl_pystate_is_shell(item)) {
+            v = sl_pystate_resume_shell(ts, item, v);
+        }
+        else {
+            Py_XDECREF(v);
+            v = NULL;
+            PyObject *name = PyFunction_Check(item) ? ((PyFunctionObject *)item)->func_name : NULL;
+            PyErr_Format(PyExc_RuntimeError,
+                         "cannot execute invalid frame with '%U': frame had a C state that "
+                         "can't be restored.",
+                         name ? name : Py_None);
+        }
+        Py_DECREF(item);
+    }
+    return v;
+}
+
+static PyObject *
+restored_call(PyObject *o, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "restored frames take no arguments");
+        return NULL;
+    }
+    return sl_restored_run(o, NULL);
+}
+
+static int
+restored_traverse(SlRestored *r, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(r));
+    Py_VISIT(r->frames);
+    Py_VISIT(r->shells);
+    return 0;
+}
+
+static int
+restored_clear(SlRestored *r)
+{
+    Py_CLEAR(r->frames);
+    Py_CLEAR(r->shells);
+    return 0;
+}
+
+static void
+restored_dealloc(SlRestored *r)
+{
+    PyTypeObject *tp = Py_TYPE(r);
+    PyObject_GC_UnTrack(r);
+    restored_clear(r);
+    tp->tp_free(r);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot restored_slots[] = {
+    {Py_tp_call, restored_call},
+    {Py_tp_traverse, restored_traverse},
+    {Py_tp_clear, restored_clear},
+    {Py_tp_dealloc, restored_dealloc},
+    {Py_tp_doc, "The frames of an unpickled tasklet, waiting to be resumed."},
+    {0, NULL},
+};
+
+static PyType_Spec restored_spec = {
+    .name = "_stackless.restored_frames",
+    .basicsize = sizeof(SlRestored),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = restored_slots,
+};
+
+int
+sl_pickling_init(PyObject *module)
+{
+    restored_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &restored_spec, NULL);
+    return restored_type != NULL ? 0 : -1;
+}
+
+/* ---- frames out ------------------------------------------------------------------------ */
+
+PyObject *
+sl_frames_reduce(SlPyState *st)
+{
+    if (load_helpers() < 0) {
+        return NULL;
+    }
+    PyObject *raw = sl_pystate_capture(st, null_marker, tagged_int);
+    if (raw == NULL) {
+        return NULL;
+    }
+    PyObject *exc = st->exc_value != NULL ? st->exc_value : Py_None;
+    PyObject *records = PyObject_CallMethod(helpers, "frames_state", "NO", raw, exc);
+    if (records == NULL) {
+        return NULL;
+    }
+    PyObject *tag = PyObject_GetAttrString(helpers, "CACHE_TAG");
+    PyObject *head = tag ? PyTuple_Pack(1, tag) : NULL;
+    Py_XDECREF(tag);
+    PyObject *tail = head ? PySequence_Tuple(records) : NULL;
+    PyObject *frames = tail ? PySequence_Concat(head, tail) : NULL;
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
+    Py_DECREF(records);
+    return frames;
+}
+
+/* ---- frames in ------------------------------------------------------------------------- */
+
+int
+sl_frames_are_started(PyObject *frames)
+{
+    return PyTuple_Check(frames) && PyTuple_GET_SIZE(frames) > 0 &&
+           PyUnicode_Check(PyTuple_GET_ITEM(frames, 0));
+}
+
+PyObject *
+sl_frames_restore(PyObject *frames)
+{
+    if (load_helpers() < 0) {
+        return NULL;
+    }
+    PyObject *name = PyUnicode_FromString("check_frames");
+    PyObject *records = name ? PyObject_CallMethodOneArg(helpers, name, frames) : NULL;
+    Py_XDECREF(name);
+    if (records == NULL) {
+        return NULL;
+    }
+    PyObject *shells = NULL;
+    SlRestored *r = NULL;
+    if (!PyList_Check(records) || PyList_GET_SIZE(records) == 0) {
+        PyErr_SetString(PyExc_ValueError, "a started tasklet without frames");
+        goto error;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    shells = PyList_New(n);
+    if (shells == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *func, *locals, *stack, *exc;
+        int offset;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(records, i), "OiOOO", &func, &offset, &locals, &stack,
+                              &exc)) {
+            goto error;
+        }
+        PyObject *item;
+        if (offset < 0) {
+            item = Py_NewRef(func);
+        }
+        else {
+            item = sl_pystate_new_shell(func, offset, locals, stack, null_marker, tagged_int);
+            if (item == NULL) {
+                goto error;
+            }
+            sl_pystate_set_shell_exception(item, exc);
+        }
+        PyList_SET_ITEM(shells, i, item);
+    }
+    r = PyObject_GC_New(SlRestored, restored_type);
+    if (r == NULL) {
+        goto error;
+    }
+    r->frames = Py_NewRef(frames);
+    r->shells = shells;
+    r->started = 0;
+    PyObject_GC_Track(r);
+    Py_DECREF(records);
+    return (PyObject *)r;
+error:
+    Py_XDECREF(shells);
+    Py_DECREF(records);
+    return NULL;
+}
