@@ -394,12 +394,16 @@ class TestPickling:
         assert not b.alive and b.tempval is sorted
         t.kill()
 
-    def test_started_tasklets_refuse_with_a_pickling_error(self):
+    def test_started_in_c_code_pickles_but_cannot_resume(self):
         t = stackless.tasklet(stackless.schedule_remove)()
         stackless.run()
-        with pytest.raises(pickle.PicklingError):
-            pickle.dumps(t)
+        assert not t.restorable
+        u = pickle.loads(pickle.dumps(t))
         t.kill()
+        u.insert()
+        with pytest.raises(RuntimeError, match="invalid frame with 'schedule_remove'"):
+            stackless.run()
+        assert not u.alive
 
 
 def test_compat_internals_exist_as_stubs():

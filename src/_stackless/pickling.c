@@ -100,11 +100,13 @@ sl_restored_run(PyObject *o, PyObject *value)
         else {
             Py_XDECREF(v);
             v = NULL;
-            PyObject *name = PyFunction_Check(item) ? ((PyFunctionObject *)item)->func_name : NULL;
+            PyObject *name = PyObject_GetAttrString(item, "__name__");
+            PyErr_Clear();
             PyErr_Format(PyExc_RuntimeError,
-                         "cannot execute invalid frame with '%U': frame had a C state that "
+                         "cannot execute invalid frame with '%S': frame had a C state that "
                          "can't be restored.",
                          name ? name : Py_None);
+            Py_XDECREF(name);
         }
         Py_DECREF(item);
     }
@@ -174,7 +176,7 @@ sl_pickling_init(PyObject *module)
 /* ---- frames out ------------------------------------------------------------------------ */
 
 PyObject *
-sl_frames_reduce(SlPyState *st)
+sl_frames_reduce(SlPyState *st, PyObject *start)
 {
     if (load_helpers() < 0) {
         return NULL;
@@ -184,7 +186,8 @@ sl_frames_reduce(SlPyState *st)
         return NULL;
     }
     PyObject *exc = st->exc_value != NULL ? st->exc_value : Py_None;
-    PyObject *records = PyObject_CallMethod(helpers, "frames_state", "NO", raw, exc);
+    PyObject *records =
+        PyObject_CallMethod(helpers, "frames_state", "NOO", raw, exc, start ? start : Py_None);
     if (records == NULL) {
         return NULL;
     }

@@ -9,8 +9,9 @@
 /* Create the restored-frames type (at module execution). */
 int sl_pickling_init(PyObject *module);
 
-/* The frames part of a suspended tasklet's pickled state (a new tuple), or NULL. */
-PyObject *sl_frames_reduce(SlPyState *st);
+/* The frames part of a suspended tasklet's pickled state (a new tuple), or NULL. start:
+   the callable the tasklet was started with. */
+PyObject *sl_frames_reduce(SlPyState *st, PyObject *start);
 
 /* Whether a pickled frames value describes a started tasklet (else it is the call of one
    that never ran). */

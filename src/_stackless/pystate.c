@@ -9,6 +9,7 @@
 #define Py_BUILD_CORE 1
 #include <Python.h>
 #include "internal/pycore_frame.h"
+#include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
 #include "opcode.h"
 
@@ -1611,13 +1612,17 @@ error:
 
 /* Put a record's value into a fresh slot (a new reference, or a tagged integer). */
 static int
-record_to_slot(PyObject *o, Slot *slot, PyObject *null_marker, PyObject *tagged_int)
+record_to_slot(PyObject *o, Slot *slot, PyObject *null_marker, PyObject *tagged_int, int on_stack)
 {
     if (o == null_marker) {
         *slot = SLOT_NULL;
         return 0;
     }
     if (Py_IS_TYPE(o, (PyTypeObject *)tagged_int)) {
+        if (!on_stack) {
+            PyErr_SetString(PyExc_ValueError, "a tagged integer in a frame's locals");
+            return -1;
+        }
 #if defined(SL_STACKREFS)
         PyObject *v = PyObject_GetAttrString(o, "value");
         Py_ssize_t n = v != NULL ? PyLong_AsSsize_t(v) : -1;
@@ -1717,11 +1722,15 @@ sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *sta
     for (; filled < nlocals + depth; filled++) {
         PyObject *o = filled < nlocals ? PyTuple_GET_ITEM(locals, filled)
                                        : PyTuple_GET_ITEM(stack, filled - nlocals);
-        if (record_to_slot(o, &f->localsplus[filled], null_marker, tagged_int) < 0) {
+        if (record_to_slot(o, &f->localsplus[filled], null_marker, tagged_int, filled >= nlocals) <
+            0) {
             break;
         }
     }
     frame_set_stacktop(f, filled);
+    /* A generator's finaliser closes it, which on 3.11 runs even a CREATED generator's
+       code: a shell must run only when the driver resumes it. */
+    _PyGC_SET_FINALIZED((PyObject *)gen);
     PyObject_GC_Track((PyObject *)gen);
     if (filled < nlocals + depth) {
         Py_DECREF(gen);

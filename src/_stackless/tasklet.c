@@ -616,7 +616,7 @@ tasklet_reduce(SlTasklet *t, PyObject *unused)
             PyErr_SetString(PyExc_RuntimeError, "cannot pickle a tasklet of another thread");
             return NULL;
         }
-        frames = sl_frames_reduce(&t->pystate);
+        frames = sl_frames_reduce(&t->pystate, t->func);
     }
     else if (t->state == SL_PENDING && sl_restored_check(t->func)) {
         frames = sl_restored_frames(t->func); /* unpickled, not run since */
@@ -630,12 +630,12 @@ tasklet_reduce(SlTasklet *t, PyObject *unused)
     if (frames == NULL) {
         return NULL;
     }
+    /* The handled exception goes without its traceback, which names live frames. */
     PyObject *exc = t->state == SL_STARTED && t->pystate.exc_value ? t->pystate.exc_value : NULL;
     PyObject *exc_type = exc ? (PyObject *)Py_TYPE(exc) : Py_None;
-    PyObject *exc_tb = exc ? PyException_GetTraceback(exc) : NULL;
-    PyObject *r = Py_BuildValue("O()(iOiNOONO)", Py_TYPE(t), flags,
-                                t->tempval ? t->tempval : Py_None, 0, frames, exc_type,
-                                exc ? exc : Py_None, exc_tb ? exc_tb : Py_NewRef(Py_None), Py_None);
+    PyObject *r =
+        Py_BuildValue("O()(iOiNOOOO)", Py_TYPE(t), flags, t->tempval ? t->tempval : Py_None, 0,
+                      frames, exc_type, exc ? exc : Py_None, Py_None, Py_None);
     return r;
 }
 
@@ -741,10 +741,25 @@ get_paused(SlTasklet *t, void *c)
     return PyBool_FromLong(sl_tasklet_alive(t) && !sl_tasklet_scheduled(t));
 }
 
+/* Nesting level 0, and a started tasklet must wait in a Python frame of its own (one that
+   waits in the C function it was started with has nothing to resume). */
 static PyObject *
 get_restorable(SlTasklet *t, void *c)
 {
-    return PyBool_FromLong(sl_nesting_level(t) == 0);
+    if (sl_nesting_level(t) > 0) {
+        Py_RETURN_FALSE;
+    }
+    if (t->state == SL_STARTED && !is_current(t) && sl_owner(t) == sl_thread_get()) {
+        PyObject *f = sl_pystate_frame(PyThreadState_Get(), &t->pystate);
+        if (f == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_FALSE;
+        }
+        Py_DECREF(f);
+    }
+    Py_RETURN_TRUE;
 }
 
 static PyObject *

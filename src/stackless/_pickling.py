@@ -18,6 +18,7 @@ cannot be imported, code objects, cells).
 
 import copyreg
 import dis
+import hashlib
 import importlib
 import marshal
 import sys
@@ -78,12 +79,20 @@ def _importable(func):
     return obj is func
 
 
-def _load_code(tag, data):
+def _digest(data):
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _load_code(tag, data, digest):
+    """CPython runs bytecode unchecked, so damaged bytecode must never reach marshal: the
+    digest catches corruption (not malice: a pickle can run any code anyway)."""
     if tag != CACHE_TAG:
         raise ValueError(
             "code pickled by %s cannot be loaded by %s (bytecode is per Python version)"
             % (tag, CACHE_TAG)
         )
+    if type(data) is not bytes or _digest(data) != digest:
+        raise ValueError("damaged code object in the pickle")
     code = marshal.loads(data)
     if type(code) is not types.CodeType:
         raise ValueError("not a code object")
@@ -91,7 +100,8 @@ def _load_code(tag, data):
 
 
 def _reduce_code(code):
-    return (_load_code, (CACHE_TAG, marshal.dumps(code)))
+    data = marshal.dumps(code)
+    return (_load_code, (CACHE_TAG, data, _digest(data)))
 
 
 def _module_globals(name):
@@ -126,16 +136,31 @@ class FunctionByValue:
                 f.__globals__.get("__name__", "__main__"),
                 f.__name__,
                 f.__qualname__,
-                f.__defaults__,
-                f.__kwdefaults__,
+                _by_value_tuple(f.__defaults__),
+                None if f.__kwdefaults__ is None
+                else {k: by_value(v) for k, v in f.__kwdefaults__.items()},
                 f.__closure__,
             ),
         )
 
 
-def function_for_record(func):
-    """The function of a frame record: itself if importable, else pickled by value."""
-    return func if _importable(func) else FunctionByValue(func)
+_wrappers = {}  # id(function) -> its FunctionByValue, while one tasklet is reduced
+
+
+def by_value(obj):
+    """obj, or for a function that cannot be imported a stand-in that pickles it by value
+    (plain pickle looks functions up by name and cannot be told otherwise); unpickling the
+    stand-in gives the function itself. One stand-in per function keeps identity."""
+    if type(obj) is not types.FunctionType or _importable(obj):
+        return obj
+    wrapper = _wrappers.get(id(obj))
+    if wrapper is None or wrapper.func is not obj:
+        wrapper = _wrappers[id(obj)] = FunctionByValue(obj)
+    return wrapper
+
+
+def _by_value_tuple(items):
+    return None if items is None else tuple(by_value(v) for v in items)
 
 
 def _make_cell(*contents):
@@ -152,7 +177,7 @@ def _reduce_cell(cell):
     except ValueError:
         return (_make_cell, ())
     # the contents as state, so that a cell reachable from its own contents pickles
-    return (_make_cell, (), contents, None, None, _set_cell)
+    return (_make_cell, (), by_value(contents), None, None, _set_cell)
 
 
 copyreg.pickle(types.CodeType, _reduce_code)
@@ -300,17 +325,13 @@ class _Layout:
     def __init__(self, code):
         self.insts = {}
         order = []
-        prev = None
-        self.after_extended = set()
         for ins in dis.get_instructions(code):
             off = ins.offset // 2
             self.insts[off] = ins
             order.append(off)
-            if prev is not None and prev.opname == "EXTENDED_ARG":
-                self.after_extended.add(off)
-            prev = ins
         self.order = order
         self.next = {a: b for a, b in zip(order, order[1:])}
+        self.prev = {b: a for a, b in zip(order, order[1:])}
         self.handlers = _exception_table(code)
         self.kinds = {}
         self._flow()
@@ -349,9 +370,14 @@ class _Layout:
                 work.append((succ, "".join(k)))
 
     def stack_at_resume(self, offset):
-        """The kinds of the stack slots below the value a frame receives at offset."""
+        """The kinds of the stack slots below the value a frame receives at offset, which
+        must follow an instruction that calls (only there does the stack depth `dis`
+        computes agree with the interpreter's: 3.11 counts a call's arguments as popped by
+        the PRECALL before it)."""
         kinds = self.kinds.get(offset)
-        if kinds is None or offset in self.after_extended or not kinds:
+        before = self.prev.get(offset)
+        if (kinds is None or not kinds or before is None
+                or self.insts[before].opname not in _RETURNS_HERE):
             raise ValueError("resume offset %d is no place a call returns to" % offset)
         return kinds[:-1]
 
@@ -394,6 +420,11 @@ class _Layout:
                 work.append((succ, after))
         return bad
 
+
+# instructions after which a frame may resume with a value: calls, and the instructions
+# that call a Python function inline (__getitem__, property getters)
+_RETURNS_HERE = {"CALL", "CALL_KW", "CALL_FUNCTION_EX", "BINARY_SUBSCR", "LOAD_ATTR",
+                 "BINARY_OP"}
 
 _PAIRED = {"LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW_LOAD_FAST_BORROW", "STORE_FAST_LOAD_FAST",
            "STORE_FAST_STORE_FAST"}
@@ -485,19 +516,23 @@ def _handler_exceptions(code, offset, stack):
     return [v for v, k in zip(stack, kinds) if k == "e"]
 
 
-def frames_state(records, exc_value):
+def frames_state(records, exc_value, start):
     """Final records from pystate's raw ones (outermost first): functions that cannot be
-    imported go by value, and each frame gets the exception it handles."""
+    imported go by value, and each frame gets the exception it handles. A tasklet that
+    waits in C code it was started with (no Python frame) gets one record for that."""
+    if not records:
+        return [(start, None, -1, None, None, None)]
     out = []
     handled = exc_value
     for func, code, offset, locals_, stack in reversed(records):
-        out.append([function_for_record(func), None if func.__code__ is code else code,
-                    offset, locals_, stack, handled])
+        out.append([by_value(func), None if func.__code__ is code else code, offset,
+                    _by_value_tuple(locals_), _by_value_tuple(stack), handled])
         if offset >= 0:
             prev = _handler_exceptions(code, offset, stack)
             if prev:
                 handled = prev[0]
     out.reverse()
+    _wrappers.clear()
     for rec in out:
         if rec[5] is not None and not isinstance(rec[5], BaseException):
             rec[5] = None
@@ -519,6 +554,9 @@ def check_frames(frames):
         func, code, offset, locals_, stack, exc = rec
         if type(func) is FunctionByValue:
             func = func.func
+        if offset == -1 and type(func) is not types.FunctionType:
+            result.append((func, -1, None, None, None))  # C code: named in the error only
+            continue
         if type(func) is not types.FunctionType:
             raise ValueError("a frame's function is not a function")
         if code is not None and code != func.__code__:
