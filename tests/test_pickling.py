@@ -404,3 +404,86 @@ def test_fuzzed_pickles_raise_or_run_never_crash(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = proc.stdout.strip().splitlines()[-1]
     assert summary.startswith("fuzz: 300 cases"), summary
+
+
+# ---- generators, coroutines and async generators as values ------------------------------------
+
+
+def numbers(n):
+    total = 0
+    for i in range(n):
+        try:
+            x = yield i
+        except KeyError:
+            x = 100
+        total += x or 0
+    return total
+
+
+def delegating():
+    result = yield from numbers(4)
+    yield ("done", result)
+
+
+async def awaiting():
+    import asyncio
+
+    first = await asyncio.sleep(0, "x")
+    return first * 2
+
+
+def test_generators_in_every_state_round_trip():
+    created = numbers(3)
+    assert list(pickle.loads(pickle.dumps(created))) == [0, 1, 2]
+    g = numbers(3)
+    next(g)
+    g.send(5)
+    g2 = pickle.loads(pickle.dumps(g))
+    assert g2 is not g and g2.gi_frame.f_locals["total"] == 5
+    assert g.send(7) == g2.send(7) == 2
+    with pytest.raises(StopIteration) as a:
+        g.send(1)
+    with pytest.raises(StopIteration) as b:
+        g2.send(1)
+    assert a.value.value == b.value.value == 13
+    done = pickle.loads(pickle.dumps(g))
+    assert list(done) == [] and done.gi_frame is None
+
+
+def test_yield_from_chain_keeps_delegating():
+    o = delegating()
+    next(o)
+    o.send(2)
+    o2 = pickle.loads(pickle.dumps(o))
+    # throw() reaches the inner generator's handler in both
+    assert o.throw(KeyError("k")) == o2.throw(KeyError("k")) == 2
+    assert o.send(1) == o2.send(1) == 3
+    assert o.send(0) == o2.send(0) == ("done", 103)
+
+
+def test_coroutine_round_trips_and_runs():
+    c = awaiting()
+    c2 = pickle.loads(pickle.dumps(c))
+    assert type(c2).__name__ == "coroutine"
+    assert c2.send(None) is None  # asyncio.sleep(0) yields once
+    with pytest.raises(StopIteration) as info:
+        c2.send(None)
+    assert info.value.value == "xx"
+    c.close()
+
+
+def test_generator_state_is_validated():
+    g = numbers(3)
+    next(g)
+    import copyreg
+
+    func, args = copyreg.dispatch_table[type(g)](g)
+    args = list(args)
+    args[3] += 1  # the resume offset
+    with pytest.raises(ValueError):
+        func(*args)
+    args[3] -= 1
+    args[5] = (1,)  # a stack item where the code has none
+    with pytest.raises(ValueError):
+        func(*args)
+    g.close()

@@ -166,9 +166,55 @@ static PyType_Spec restored_spec = {
     .slots = restored_slots,
 };
 
+/* ---- generators, coroutines and async generators (for stackless._pickling) ---------- */
+
+static PyObject *
+generator_record(PyObject *m, PyObject *gen)
+{
+    if (!PyGen_Check(gen) && !PyCoro_CheckExact(gen) && !PyAsyncGen_CheckExact(gen)) {
+        PyErr_SetString(PyExc_TypeError, "not a generator, coroutine or async generator");
+        return NULL;
+    }
+    if (load_helpers() < 0) {
+        return NULL;
+    }
+    return sl_pystate_generator_record(gen, null_marker, tagged_int);
+}
+
+static PyObject *
+new_generator(PyObject *m, PyObject *args)
+{
+    PyObject *func, *locals, *stack, *exc;
+    int state, offset;
+    if (!PyArg_ParseTuple(args, "OiiO!O!O:_new_generator", &func, &state, &offset, &PyTuple_Type,
+                          &locals, &PyTuple_Type, &stack, &exc)) {
+        return NULL;
+    }
+    if (exc != Py_None && !PyExceptionInstance_Check(exc)) {
+        PyErr_SetString(PyExc_ValueError, "a generator's handled exception is not an exception");
+        return NULL;
+    }
+    if (load_helpers() < 0) {
+        return NULL;
+    }
+    return sl_pystate_new_generator(func, offset, locals, stack, state, exc, null_marker,
+                                    tagged_int);
+}
+
+static PyMethodDef pickling_functions[] = {
+    {"_generator_record", generator_record, METH_O,
+     "the state of a generator, coroutine or async generator (for pickling)"},
+    {"_new_generator", new_generator, METH_VARARGS,
+     "rebuild one from its state; the caller validated it against the bytecode"},
+    {NULL},
+};
+
 int
 sl_pickling_init(PyObject *module)
 {
+    if (PyModule_AddFunctions(module, pickling_functions) < 0) {
+        return -1;
+    }
     restored_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &restored_spec, NULL);
     return restored_type != NULL ? 0 : -1;
 }

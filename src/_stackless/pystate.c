@@ -1663,19 +1663,28 @@ init_shell_frame(PyThreadState *ts, Frame *f, PyFunctionObject *func, PyCodeObje
     f->owner = FRAME_OWNED_BY_GENERATOR;
 }
 
-PyObject *
-sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *stack,
-                     PyObject *null_marker, PyObject *tagged_int)
+/* A generator-type object owning a frame for func's code filled from a record, in frame
+   state `state`; generator says whether the code must be generator code (a restored
+   generator, coroutine or async generator) or must not be (a shell). Checks what memory
+   safety needs: sizes, the offset's range, cells where the code reads cells. */
+static PyObject *
+new_frame_owner(PyObject *func, int offset, PyObject *locals, PyObject *stack, int state,
+                int generator, PyObject *null_marker, PyObject *tagged_int)
 {
     if (!PyFunction_Check(func)) {
         PyErr_SetString(PyExc_ValueError, "a frame's function is not a function");
         return NULL;
     }
     PyCodeObject *code = (PyCodeObject *)PyFunction_GET_CODE(func);
-    if (code->co_flags & SL_GENERATOR_FLAGS) {
-        PyErr_SetString(PyExc_ValueError, "a frame's code is generator code");
+    int flags = code->co_flags;
+    if (!(flags & SL_GENERATOR_FLAGS) != !generator) {
+        PyErr_SetString(PyExc_ValueError, generator ? "a generator's code is not generator code"
+                                                    : "a frame's code is generator code");
         return NULL;
     }
+    PyTypeObject *type = (flags & CO_COROUTINE)         ? &PyCoro_Type
+                         : (flags & CO_ASYNC_GENERATOR) ? &PyAsyncGen_Type
+                                                        : &PyGen_Type;
     int nlocals = code->co_nlocalsplus;
     /* room for the value the frame receives when it resumes */
     if (!PyTuple_Check(locals) || PyTuple_GET_SIZE(locals) != nlocals || !PyTuple_Check(stack) ||
@@ -1696,7 +1705,7 @@ sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *sta
         }
     }
     int depth = (int)PyTuple_GET_SIZE(stack);
-    PyGenObject *gen = PyObject_GC_NewVar(PyGenObject, &PyGen_Type, nlocals + code->co_stacksize);
+    PyGenObject *gen = PyObject_GC_NewVar(PyGenObject, type, nlocals + code->co_stacksize);
     if (gen == NULL) {
         return NULL;
     }
@@ -1712,7 +1721,7 @@ sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *sta
     gen->gi_hooks_inited = 0;
     gen->gi_closed = 0;
     gen->gi_running_async = 0;
-    gen->gi_frame_state = FRAME_CREATED;
+    gen->gi_frame_state = (int8_t)state;
     Frame *f = gen_frame(gen);
     PyThreadState *ts = PyThreadState_Get();
     init_shell_frame(ts, f, (PyFunctionObject *)func, code);
@@ -1728,15 +1737,106 @@ sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *sta
         }
     }
     frame_set_stacktop(f, filled);
-    /* A generator's finaliser closes it, which on 3.11 runs even a CREATED generator's
-       code: a shell must run only when the driver resumes it. */
-    _PyGC_SET_FINALIZED((PyObject *)gen);
+    if (!generator) {
+        /* A generator's finaliser closes it, which on 3.11 runs even a CREATED generator's
+           code: a shell must run only when the driver resumes it. */
+        _PyGC_SET_FINALIZED((PyObject *)gen);
+    }
     PyObject_GC_Track((PyObject *)gen);
     if (filled < nlocals + depth) {
         Py_DECREF(gen);
         return NULL;
     }
     return (PyObject *)gen;
+}
+
+PyObject *
+sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *stack,
+                     PyObject *null_marker, PyObject *tagged_int)
+{
+    return new_frame_owner(func, offset, locals, stack, FRAME_CREATED, 0, null_marker, tagged_int);
+}
+
+/* The frame states a record names: new, suspended, suspended in `yield from`/await. */
+static int
+record_state(int state)
+{
+    switch (state) {
+    case SL_GEN_CREATED:
+        return FRAME_CREATED;
+    case SL_GEN_SUSPENDED:
+        return FRAME_SUSPENDED;
+    case SL_GEN_SUSPENDED_YIELD_FROM:
+#if defined(SL_PY311) || defined(SL_PY312)
+        return FRAME_SUSPENDED;
+#else
+        return FRAME_SUSPENDED_YIELD_FROM;
+#endif
+    default:
+        return -100;
+    }
+}
+
+PyObject *
+sl_pystate_new_generator(PyObject *func, int offset, PyObject *locals, PyObject *stack, int state,
+                         PyObject *exc, PyObject *null_marker, PyObject *tagged_int)
+{
+    int frame_state = record_state(state);
+    if (frame_state == -100) {
+        PyErr_SetString(PyExc_ValueError, "bad generator state");
+        return NULL;
+    }
+    PyObject *gen =
+        new_frame_owner(func, offset, locals, stack, frame_state, 1, null_marker, tagged_int);
+    if (gen != NULL && exc != NULL && exc != Py_None) {
+        ((PyGenObject *)gen)->gi_exc_state.exc_value = Py_NewRef(exc);
+    }
+    return gen;
+}
+
+PyObject *
+sl_pystate_generator_record(PyObject *o, PyObject *null_marker, PyObject *tagged_int)
+{
+    PyGenObject *gen = (PyGenObject *)o;
+    Frame *f = gen_frame(gen);
+    int state;
+    switch (gen->gi_frame_state) {
+    case FRAME_CREATED:
+        state = SL_GEN_CREATED;
+        break;
+    case FRAME_SUSPENDED:
+        state = SL_GEN_SUSPENDED;
+        break;
+#if !defined(SL_PY311) && !defined(SL_PY312)
+    case FRAME_SUSPENDED_YIELD_FROM:
+        state = SL_GEN_SUSPENDED_YIELD_FROM;
+        break;
+#endif
+    case FRAME_EXECUTING:
+        PyErr_SetString(PyExc_RuntimeError, "cannot pickle a running generator or coroutine");
+        return NULL;
+    default:
+        return Py_BuildValue("(Oi)", Py_None, SL_GEN_EXHAUSTED);
+    }
+    PyCodeObject *code = frame_code(f);
+    PyObject *func = slot_object(*frame_func_slot(f));
+    int top = frame_stored_stacktop(f);
+    if (code == NULL || func == NULL || top < code->co_nlocalsplus) {
+        PyErr_SetString(PyExc_RuntimeError, "generator frame cannot be inspected");
+        return NULL;
+    }
+    int nlocals = code->co_nlocalsplus;
+    PyObject *locals = slots_to_tuple(f->localsplus, nlocals, null_marker, tagged_int);
+    PyObject *stack =
+        locals ? slots_to_tuple(f->localsplus + nlocals, top - nlocals, null_marker, tagged_int)
+               : NULL;
+    if (stack == NULL) {
+        Py_XDECREF(locals);
+        return NULL;
+    }
+    PyObject *exc = gen->gi_exc_state.exc_value ? gen->gi_exc_state.exc_value : Py_None;
+    return Py_BuildValue("(OiiNNO)", func, state, frame_resume_offset_of_shell(f, code), locals,
+                         stack, exc);
 }
 
 int

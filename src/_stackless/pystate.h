@@ -210,6 +210,18 @@ PyObject *sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tag
 PyObject *sl_pystate_new_shell(PyObject *func, int offset, PyObject *locals, PyObject *stack,
                                PyObject *null_marker, PyObject *tagged_int);
 
+/* A generator, coroutine or async generator from a record (see sl_pystate_generator_record);
+   state is one of these: */
+enum { SL_GEN_CREATED, SL_GEN_SUSPENDED, SL_GEN_SUSPENDED_YIELD_FROM, SL_GEN_EXHAUSTED };
+PyObject *sl_pystate_new_generator(PyObject *func, int offset, PyObject *locals, PyObject *stack,
+                                   int state, PyObject *exc, PyObject *null_marker,
+                                   PyObject *tagged_int);
+
+/* A suspended generator, coroutine or async generator (o, of one of those types) as a record
+   (function, state, resume offset, locals, stack, handled exception), or (None,
+   SL_GEN_EXHAUSTED) for one that has finished; RuntimeError for a running one. */
+PyObject *sl_pystate_generator_record(PyObject *o, PyObject *null_marker, PyObject *tagged_int);
+
 /* Whether o is a shell. */
 int sl_pystate_is_shell(PyObject *o);
 

@@ -187,3 +187,7 @@ def dump_tasklets(file=None):
 
 stackless = _sys.modules[__name__]
 stackless.__class__ = _StacklessModule
+
+# Reducers for what frames hold (code objects, cells, generators, coroutines); the bytecode
+# checks in it import `dis` only when a tasklet is first pickled or unpickled.
+from stackless import _pickling  # noqa: E402,F401

@@ -17,8 +17,6 @@ cannot be imported, code objects, cells).
 """
 
 import copyreg
-import dis
-import hashlib
 import importlib
 import marshal
 import sys
@@ -80,6 +78,8 @@ def _importable(func):
 
 
 def _digest(data):
+    import hashlib  # (imported when first needed: importing stackless stays cheap)
+
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -183,10 +183,84 @@ def _reduce_cell(cell):
 copyreg.pickle(types.CodeType, _reduce_code)
 copyreg.pickle(types.CellType, _reduce_cell)
 
+GEN_CREATED, GEN_SUSPENDED, GEN_SUSPENDED_YIELD_FROM, GEN_EXHAUSTED = range(4)
+
+
+def _code_of(gen):
+    return getattr(gen, "gi_code", None) or getattr(gen, "cr_code", None) or gen.ag_code
+
+
+def _reduce_generator(gen):
+    import _stackless
+
+    record = _stackless._generator_record(gen)
+    if record[1] == GEN_EXHAUSTED:
+        return (_exhausted_generator, (_code_of(gen), gen.__name__, gen.__qualname__))
+    func, state, offset, locals_, stack, exc = record
+    return (_make_generator, (CACHE_TAG, by_value(func), state, offset,
+                              _by_value_tuple(locals_), _by_value_tuple(stack), exc,
+                              gen.__name__, gen.__qualname__))
+
+
+def _make_generator(tag, func, state, offset, locals_, stack, exc, name, qualname):
+    """A suspended generator, coroutine or async generator, checked like a tasklet's frame."""
+    import _stackless
+
+    if tag != CACHE_TAG:
+        raise ValueError("generator pickled by %s cannot be restored by %s"
+                         % (tag, CACHE_TAG))
+    if type(func) is FunctionByValue:
+        func = func.func
+    if type(func) is not types.FunctionType or type(offset) is not int:
+        raise ValueError("bad generator state")
+    if type(locals_) is not tuple or type(stack) is not tuple:
+        raise ValueError("bad generator state")
+    if state not in (GEN_CREATED, GEN_SUSPENDED, GEN_SUSPENDED_YIELD_FROM):
+        raise ValueError("bad generator state")
+    code = func.__code__
+    layout = _layout(code)
+    first = layout.prev.get(offset)
+    if (state == GEN_CREATED) != (first is not None and
+                                  layout.insts[first].opname == "RETURN_GENERATOR"):
+        raise ValueError("generator of %r: state and resume offset disagree" % code.co_qualname)
+    check_stack(code, offset, stack)
+    check_locals(code, offset, locals_)
+    gen = _stackless._new_generator(func, state, offset, locals_, stack, exc)
+    gen.__name__ = name
+    gen.__qualname__ = qualname
+    return gen
+
+
+def _exhausted_generator(code, name, qualname):
+    import _stackless
+
+    if type(code) is not types.CodeType:
+        raise ValueError("bad generator state")
+    func = types.FunctionType(code, {"__builtins__": __builtins__})
+    layout = _layout(code)
+    start = next((off for off, before in layout.prev.items()
+                  if layout.insts[before].opname == "RETURN_GENERATOR"), None)
+    if start is None:
+        raise ValueError("not generator code")
+    empty = tuple(NULL for _ in range(_nlocalsplus(code)))
+    gen = _stackless._new_generator(func, GEN_CREATED, start, empty, (), None)
+    gen.close()  # a new generator closes without running any of its code
+    gen.__name__ = name
+    gen.__qualname__ = qualname
+    return gen
+
+
+def _nlocalsplus(code):
+    return len(code.co_varnames) + len(code.co_cellvars) + len(code.co_freevars) - len(
+        set(code.co_varnames) & set(code.co_cellvars))
+
+
+for _type in (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType):
+    copyreg.pickle(_type, _reduce_generator)
+
 
 # ---- bytecode layout ----------------------------------------------------------------------
 
-_OP = dis.opname
 _NULL_ON_TOP = _V >= (3, 13)  # where LOAD_GLOBAL/LOAD_ATTR put the NULL of a call
 
 
@@ -244,6 +318,8 @@ _ENDS_BLOCK = {"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE", "JUMP
 
 
 def _effect(ins, jump):
+    import dis
+
     arg = ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None
     return dis.stack_effect(ins.opcode, arg, jump=jump)
 
@@ -259,7 +335,9 @@ def _apply(ins, kinds, jump):
         if n:
             del kinds[-n:]
 
-    if name == "FOR_ITER":
+    if name == "RETURN_GENERATOR":
+        kinds.append("o")  # the value its first send() pushes (effect 0 before 3.13)
+    elif name == "FOR_ITER":
         if kinds:
             kinds[-1] = "i" if kinds[-1] in "oi" else kinds[-1]
         if e > 0:
@@ -313,6 +391,8 @@ def _merge(old, new):
 
 
 def _jump_target(ins):
+    import dis
+
     target = getattr(ins, "jump_target", None)
     if target is None and (ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs):
         target = ins.argval
@@ -323,6 +403,8 @@ class _Layout:
     """Per code object: instruction starts, stack kinds at each, the control flow."""
 
     def __init__(self, code):
+        import dis
+
         self.insts = {}
         order = []
         for ins in dis.get_instructions(code):
@@ -424,7 +506,9 @@ class _Layout:
 # instructions after which a frame may resume with a value: calls, and the instructions
 # that call a Python function inline (__getitem__, property getters)
 _RETURNS_HERE = {"CALL", "CALL_KW", "CALL_FUNCTION_EX", "BINARY_SUBSCR", "LOAD_ATTR",
-                 "BINARY_OP"}
+                 "BINARY_OP",
+                 # where a generator goes on: its start, and after each yield
+                 "RETURN_GENERATOR", "YIELD_VALUE"}
 
 _PAIRED = {"LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW_LOAD_FAST_BORROW", "STORE_FAST_LOAD_FAST",
            "STORE_FAST_STORE_FAST"}
