@@ -13,6 +13,8 @@
 # tests start as subprocesses run natively), and built with AddressSanitizer (subprocesses
 # too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Last, the extension is cross-
 # compiled for AArch64, and the benchmark suite makes a smoke run (scripts/bench.sh --smoke).
+# The pickle fuzz lane loads 10,000 mutated pickles of started tasklets with the ASan build
+# (STACKLESS_FUZZ_CASES changes the count; the seed is the time, printed on a failure).
 #
 # CPython 3.14 and 3.15 come from Debian unstable: scripts/sid-root.sh makes (once) a
 # minimal root in chroot/sid with their release and debug interpreters, the tree is copied
@@ -50,6 +52,12 @@ lane() {
         "$py" -m venv "$venv" || return 1
     fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel pytest || return 1
+    if [ "$#" = 0 ]; then
+        # release lanes: Dask for the tests of stackless.migrate.run_on_dask (they skip
+        # where it cannot be installed: no wheels of its dependencies for that Python)
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check distributed \
+            || echo "(dask.distributed not installed for $name: its tests skip)"
+    fi
     env "$@" "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
         --no-deps --force-reinstall "$repo" || return 1
     # run from outside the tree so that the installed package is what gets imported
@@ -114,6 +122,18 @@ if [ -n "$newest" ] && [ "${STACKLESS_SKIP_DEBUG:-0}" != 1 ]; then
             results+=("$v AddressSanitizer build: passed")
         else
             results+=("$v AddressSanitizer build: FAILED")
+            status=1
+        fi
+        # the pickle fuzz lane: mutated pickles of started tasklets must raise or run
+        fuzz_cases=${STACKLESS_FUZZ_CASES:-10000}
+        echo "=== pickle fuzz: $fuzz_cases cases, AddressSanitizer build on CPython $v"
+        if (cd "$repo/.venvs/py$v-asan" && env PYTHONMALLOC=malloc LD_PRELOAD="$asan" \
+            ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0:allocator_may_return_null=1:max_allocation_size_mb=2048 \
+            "$repo/.venvs/py$v-asan/bin/python" "$repo/tests/fuzz_pickles.py" "$fuzz_cases" \
+            "$(date +%s)"); then
+            results+=("$v pickle fuzz ($fuzz_cases cases, ASan): passed")
+        else
+            results+=("$v pickle fuzz ($fuzz_cases cases, ASan): FAILED")
             status=1
         fi
     else

@@ -109,7 +109,18 @@ def run_to_end(t):
             pass
 
 
+def limit_memory():
+    """A flipped length in the pickle stream makes the unpickler allocate gigabytes: cap the
+    address space so that this fails fast (under AddressSanitizer its options do that, as
+    its shadow memory needs a huge address space)."""
+    if "asan" not in os.environ.get("LD_PRELOAD", ""):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
 def main(cases, seed):
+    limit_memory()
     faulthandler.enable()
     faulthandler.dump_traceback_later(max(60, cases // 10), exit=True)
     rng = random.Random(seed)
@@ -138,7 +149,7 @@ def main(cases, seed):
             continue
         ran += 1
         run_to_end(t)
-    print("fuzz: %d cases, %d refused, %d ran" % (cases, refused, ran))
+    print("fuzz: %d cases, %d refused, %d ran (seed %d)" % (cases, refused, ran, seed))
 
 
 if __name__ == "__main__":
