@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the module and run the benchmark suite against gevent, asyncio and threads on every
-# CPython found of 3.11, 3.12 and 3.13, then the million-tasklet run, and write
-# docs/benchmarks.md.
+# CPython found of 3.11, 3.12 and 3.13, then the million-tasklet run and the pickling
+# benchmark, and write docs/benchmarks.md.
 #
 #   scripts/bench.sh                  full run (a few minutes per version)
 #   scripts/bench.sh --smoke          tiny sizes, one run each, no report (what CI runs)
@@ -17,7 +17,7 @@ smoke=0
 versions=${STACKLESS_PYTHONS-"3.11 3.12 3.13"}
 out=$repo/build/bench
 mkdir -p "$out"
-rm -f "$out"/*.json "$out/million.txt"
+rm -f "$out"/*.json "$out/million.txt" "$out"/pickling-*.txt
 
 . "$repo/scripts/find-python.sh"
 
@@ -37,13 +37,26 @@ for v in $versions; do
     if [ $smoke = 1 ]; then
         "$venv/bin/python" bench/run.py --smoke || status=1
         "$venv/bin/python" bench/million.py 10000 || status=1
+        "$venv/bin/python" bench/pickling.py 200 || status=1
     else
         "$venv/bin/python" bench/run.py --json "$out/py$v.json" || status=1
         "$venv/bin/python" bench/million.py | tee -a "$out/million.txt" || status=1
+        "$venv/bin/python" bench/pickling.py | tee "$out/pickling-py$v.txt" || status=1
     fi
 done
 if [ $smoke = 0 ] && ls "$out"/*.json >/dev/null 2>&1; then
     python3 bench/report.py docs/benchmarks.md "$out"/py*.json --million "$out/million.txt"
+    {
+        echo
+        echo "## Pickling started tasklets (bench/pickling.py)"
+        echo
+        echo "No peer can pickle a suspended task; the suite has no Stackless 3.7.5 figures for"
+        echo "this. Best of 5 runs."
+        for f in "$out"/pickling-py*.txt; do
+            echo
+            cat "$f"
+        done
+    } >> docs/benchmarks.md
     echo "wrote docs/benchmarks.md"
 fi
 exit $status
