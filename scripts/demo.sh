@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the extension for the newest supported CPython found, then run a few of our users'
-# seed programs (from ../shared/seed-examples, when present) and examples/demo.py, which
-# ends with a 100,000-tasklet run.
+# seed programs (from ../shared/seed-examples, when present), examples/demo.py, which
+# ends with a 100,000-tasklet run, and examples/checkpoint_demo.py (pickling).
 set -eu
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -43,3 +43,9 @@ echo
 echo "=== examples/demo.py"
 cd "${TMPDIR:-/tmp}" # run outside the source tree, so the installed package is imported
 "$venv/bin/python" "$repo/examples/demo.py"
+
+echo
+echo "=== examples/checkpoint_demo.py: pickled tasklets survive SIGKILL and move to Dask"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check distributed \
+    || echo "(dask.distributed could not be installed: its step is skipped)"
+"$venv/bin/python" "$repo/examples/checkpoint_demo.py"
