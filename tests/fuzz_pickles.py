@@ -21,18 +21,18 @@ from stackless import _pickling  # noqa: E402
 
 import pickle_programs as programs  # noqa: E402
 
-ch = programs.ch
-
 
 def base_tasklets():
     """(name, tasklet) pairs blocked at interesting places."""
     result = []
     for case, (func, args, values) in sorted(programs.CASES.items()):
+        programs.ch = stackless.channel()  # each case waits on a channel of its own
         t = stackless.tasklet(func)(*args)
         stackless.run()
         for v in values[: programs.SPLIT[case]]:
-            ch.send(v)
+            programs.ch.send(v)
         result.append((case, t))
+    programs.ch = stackless.channel()  # what restored copies look up when they go on
     return result
 
 
@@ -98,8 +98,8 @@ def run_to_end(t):
             if t.paused:
                 t.insert()
             stackless.run()
-            if t.alive and ch.balance < 0:
-                ch.send(1)
+            if t.alive and programs.ch.balance < 0:
+                programs.ch.send(1)
         except Exception:
             pass
     if t.alive:

@@ -84,14 +84,30 @@ def nested_closure():
     return counter
 
 
+def numbers(n):
+    for i in range(n):
+        yield i * ch.receive()
+    say("numbers done")
+
+
+def generator_loop(n):
+    """Waits inside a generator its for loop runs (the generator is in the chain)."""
+    total = 0
+    for v in numbers(n):
+        total += v
+        say("got", v, total)
+    return total
+
+
 CASES = {
     "handlers": (handlers, (3,), [1, "boom", "w", 2, 3, 4]),
     "recurse": (recurse, (6,), [100]),
     "calls": (calls, (), [10, 20, 30, 40, 50, 60]),
     "nested_closure": (nested_closure, (), [5, 6]),
+    "generator_loop": (generator_loop, (4,), [1, 2, 3, 4]),
 }
 # how many values the original receives before it is pickled
-SPLIT = {"handlers": 2, "recurse": 0, "calls": 2, "nested_closure": 1}
+SPLIT = {"handlers": 2, "recurse": 0, "calls": 2, "nested_closure": 1, "generator_loop": 2}
 
 
 def feed(values):

@@ -51,16 +51,35 @@ def test_checkpoint_write_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.ckpt"]
 
 
+# The next two run in a program of their own: the thread pools multiprocessing and Dask
+# leave behind would keep this process's deadlock detection from ever firing (a thread that
+# blocks its last tasklet sleeps while another thread could still wake it).
+def run_program(source):
+    proc = run_python(source, env={"STACKLESS_EXAMPLES": str(EXAMPLES)}, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def test_run_in_another_process_gives_the_same_result():
-    group = actors.Group(0, 40)
-    actors.run_steps(group, 0, 2)
-    remote = migrate.run_in_process(group.tasklets, group.channels(),
-                                    finish=actors.continue_shipped, mp_context="spawn",
-                                    step=2, stop=5, **actors.pack(group))
-    actors.run_steps(group, 2, 5)
-    assert remote == group.reports
-    for inbox in group.inboxes:
-        inbox.send((None, None))
+    out = run_program("""
+        import os, sys
+        sys.path.insert(0, os.environ["STACKLESS_EXAMPLES"])
+        import actors
+        from stackless import migrate
+
+        if __name__ == "__main__":
+            group = actors.Group(0, 40)
+            actors.run_steps(group, 0, 2)
+            remote = migrate.run_in_process(group.tasklets, group.channels(),
+                                            finish=actors.continue_shipped, mp_context="spawn",
+                                            step=2, stop=5, **actors.pack(group))
+            actors.run_steps(group, 2, 5)
+            for inbox in group.inboxes:
+                inbox.send((None, None))
+            print(remote == group.reports, len(remote), os.getpid())
+        """)
+    same, n, _ = out.split()
+    assert (same, n) == ("True", "40")
 
 
 def test_demo_survives_sigkill_and_resumes_to_the_same_state():
@@ -74,29 +93,33 @@ def test_demo_survives_sigkill_and_resumes_to_the_same_state():
 
 def test_dask_workers_finish_the_run():
     pytest.importorskip("distributed")
-    from dask.distributed import Client, LocalCluster
+    out = run_program("""
+        import os, sys
+        sys.path.insert(0, os.environ["STACKLESS_EXAMPLES"])
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in [os.environ["STACKLESS_EXAMPLES"], os.environ.get("PYTHONPATH")] if p)
+        import actors
+        from stackless import migrate
+        from dask.distributed import Client, LocalCluster
 
-    old = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(EXAMPLES), old] if p)
-    try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            workers = sorted(client.scheduler_info()["workers"])
-            assert len(workers) == 2
-            groups = [actors.Group(0, 30), actors.Group(30, 30)]
+        if __name__ == "__main__":
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                workers = sorted(client.scheduler_info()["workers"])
+                groups = [actors.Group(0, 30), actors.Group(30, 30)]
+                for g in groups:
+                    actors.run_steps(g, 0, 2)
+                futures = [migrate.run_on_dask(client, g.tasklets, g.channels(),
+                                               finish=actors.continue_shipped, workers=[w],
+                                               step=2, stop=6, **actors.pack(g))
+                           for g, w in zip(groups, workers)]
+                remote = client.gather(futures)
+                where = [list(client.who_has(f).values())[0][0] for f in futures]
             for g in groups:
-                actors.run_steps(g, 0, 2)
-            futures = [migrate.run_on_dask(client, g.tasklets, g.channels(),
-                                           finish=actors.continue_shipped, workers=[w],
-                                           step=2, stop=6, **actors.pack(g))
-                       for g, w in zip(groups, workers)]
-            remote = client.gather(futures)
-            where = [list(client.who_has(f).values())[0] for f in futures]
-    finally:
-        os.environ["PYTHONPATH"] = old
-    for g in groups:
-        actors.run_steps(g, 2, 6)
-        for inbox in g.inboxes:
-            inbox.send((None, None))
-    assert remote == [g.reports for g in groups]
-    assert where[0] != where[1]  # each group ran on its own worker
+                actors.run_steps(g, 2, 6)
+                for inbox in g.inboxes:
+                    inbox.send((None, None))
+            print(len(workers), remote == [g.reports for g in groups], where[0] != where[1])
+        """)
+    # two workers, the same final states, each group on its own worker
+    assert out.split() == ["2", "True", "True"]

@@ -43,8 +43,8 @@ load_helpers(void)
 typedef struct {
     PyObject_HEAD
     PyObject *frames; /* the pickled frames tuple, to pickle again before it runs */
-    PyObject *shells; /* list, outermost first: a shell, or the function of a frame that
-                         had C state; None once run */
+    PyObject *shells; /* list, outermost first, of (kind, object, FOR_ITER offset or 0);
+                         None once run */
     int started;
 } SlRestored;
 
@@ -62,6 +62,25 @@ sl_restored_frames(PyObject *o)
     return Py_NewRef(((SlRestored *)o)->frames);
 }
 
+/* One restored frame: a shell; a generator (a for loop's iterator, running when it was
+   pickled); or the function of a frame that had C state. A shell whose frame iterated
+   over the generator inside it knows where its FOR_ITER is, to run it again once that
+   generator is exhausted. */
+enum { ITEM_SHELL, ITEM_GENERATOR, ITEM_INVALID };
+
+static PyObject *
+invalid_frame_error(PyObject *func)
+{
+    PyObject *name = PyObject_GetAttrString(func, "__name__");
+    PyErr_Clear();
+    PyErr_Format(PyExc_RuntimeError,
+                 "cannot execute invalid frame with '%S': frame had a C state that can't be "
+                 "restored.",
+                 name ? name : Py_None);
+    Py_XDECREF(name);
+    return NULL;
+}
+
 PyObject *
 sl_restored_run(PyObject *o, PyObject *value)
 {
@@ -72,15 +91,15 @@ sl_restored_run(PyObject *o, PyObject *value)
     }
     r->started = 1;
     PyThreadState *ts = PyThreadState_Get();
-    PyObject *shells = r->shells;
-    Py_ssize_t n = PyList_GET_SIZE(shells);
+    PyObject *items = r->shells;
+    Py_ssize_t n = PyList_GET_SIZE(items);
     /* chain each shell to the nearest shell outside it, so that f_back is natural */
     PyObject *outer = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(shells, i);
-        if (sl_pystate_is_shell(item)) {
-            sl_pystate_link_shell(ts, item, outer);
-            outer = item;
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (PyLong_AsLong(PyTuple_GET_ITEM(item, 0)) == ITEM_SHELL) {
+            sl_pystate_link_shell(ts, PyTuple_GET_ITEM(item, 1), outer);
+            outer = PyTuple_GET_ITEM(item, 1);
         }
     }
     PyObject *v;
@@ -90,23 +109,37 @@ sl_restored_run(PyObject *o, PyObject *value)
     else {
         v = Py_NewRef(value != NULL ? value : Py_None);
     }
+    int exhausted = 0; /* the generator just run has returned, not yielded */
     for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        PyObject *item = Py_NewRef(PyList_GET_ITEM(shells, i));
-        Py_INCREF(Py_None);
-        PyList_SetItem(shells, i, Py_None);
-        if (sl_pystate_is_shell(item)) {
-            v = sl_pystate_resume_shell(ts, item, v);
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
+        PyList_SetItem(items, i, Py_NewRef(Py_None));
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        PyObject *obj = PyTuple_GET_ITEM(item, 1);
+        int reexec = (int)PyLong_AsLong(PyTuple_GET_ITEM(item, 2));
+        if (kind == ITEM_SHELL) {
+            if (exhausted && v != NULL && reexec > 0) {
+                Py_CLEAR(v); /* FOR_ITER runs again, finds the generator exhausted */
+                v = sl_pystate_resume_shell(ts, obj, NULL, reexec);
+            }
+            else {
+                v = sl_pystate_resume_shell(ts, obj, v, 0);
+            }
+            exhausted = 0;
+        }
+        else if (kind == ITEM_GENERATOR) {
+            PyObject *caller = NULL;
+            for (Py_ssize_t j = i - 1; j >= 0 && caller == NULL; j--) {
+                PyObject *up = PyList_GET_ITEM(items, j);
+                if (PyLong_AsLong(PyTuple_GET_ITEM(up, 0)) == ITEM_SHELL) {
+                    caller = PyTuple_GET_ITEM(up, 1);
+                }
+            }
+            v = sl_pystate_resume_generator(ts, obj, caller, v, &exhausted);
         }
         else {
             Py_XDECREF(v);
-            v = NULL;
-            PyObject *name = PyObject_GetAttrString(item, "__name__");
-            PyErr_Clear();
-            PyErr_Format(PyExc_RuntimeError,
-                         "cannot execute invalid frame with '%S': frame had a C state that "
-                         "can't be restored.",
-                         name ? name : Py_None);
-            Py_XDECREF(name);
+            v = invalid_frame_error(obj);
+            exhausted = 0;
         }
         Py_DECREF(item);
     }
@@ -227,7 +260,12 @@ sl_frames_reduce(SlPyState *st, PyObject *start)
     if (load_helpers() < 0) {
         return NULL;
     }
-    PyObject *raw = sl_pystate_capture(st, null_marker, tagged_int);
+    PyObject *depth_at = PyObject_GetAttrString(helpers, "depth_at");
+    if (depth_at == NULL) {
+        return NULL;
+    }
+    PyObject *raw = sl_pystate_capture(st, null_marker, tagged_int, depth_at);
+    Py_DECREF(depth_at);
     if (raw == NULL) {
         return NULL;
     }
@@ -282,21 +320,32 @@ sl_frames_restore(PyObject *frames)
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *func, *locals, *stack, *exc;
-        int offset;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(records, i), "OiOOO", &func, &offset, &locals, &stack,
-                              &exc)) {
+        int offset, reexec;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(records, i), "OiOOOi", &func, &offset, &locals,
+                              &stack, &exc, &reexec)) {
             goto error;
         }
-        PyObject *item;
-        if (offset < 0) {
-            item = Py_NewRef(func);
+        PyObject *obj;
+        int kind;
+        if (offset == -1) {
+            kind = ITEM_INVALID;
+            obj = Py_NewRef(func);
+        }
+        else if (offset == -2) {
+            kind = ITEM_GENERATOR; /* checked: a suspended generator */
+            obj = Py_NewRef(func);
         }
         else {
-            item = sl_pystate_new_shell(func, offset, locals, stack, null_marker, tagged_int);
-            if (item == NULL) {
+            kind = ITEM_SHELL;
+            obj = sl_pystate_new_shell(func, offset, locals, stack, null_marker, tagged_int);
+            if (obj == NULL) {
                 goto error;
             }
-            sl_pystate_set_shell_exception(item, exc);
+            sl_pystate_set_shell_exception(obj, exc);
+        }
+        PyObject *item = Py_BuildValue("(iNi)", kind, obj, reexec);
+        if (item == NULL) {
+            goto error;
         }
         PyList_SET_ITEM(shells, i, item);
     }

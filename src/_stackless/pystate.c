@@ -239,6 +239,20 @@ frame_is_c_boundary(Frame *f)
 #endif
 }
 
+/* The Python frame a C boundary found by frame_is_c_boundary() entered: on 3.11 the flagged
+   frame itself, on 3.12+ the frame above the entry frame (inner, the one walked before). */
+static inline Frame *
+frame_entered_at(Frame *boundary, Frame *inner)
+{
+#if defined(SL_PY311)
+    (void)inner;
+    return boundary;
+#else
+    (void)boundary;
+    return inner;
+#endif
+}
+
 /* The instruction frame f executes (or is about to). */
 static inline _Py_CODEUNIT *
 frame_instr(Frame *f)
@@ -1210,20 +1224,42 @@ sl_pystate_frame(PyThreadState *ts, SlPyState *st)
     return fo;
 }
 
+static int offset_after(PyCodeObject *code, int at, int for_iter);
+static int is_running_generator(Frame *f);
+
+/* Whether the C boundary below f is only a for loop resuming the generator f runs: that
+   holds no C state a restore could not rebuild (the loop's FOR_ITER just runs again). */
+static int
+boundary_is_for_loop(Frame *f, Frame *caller)
+{
+    PyCodeObject *code = caller != NULL ? frame_code(caller) : NULL;
+    return code != NULL && is_running_generator(f) &&
+           offset_after(code, (int)(frame_instr(caller) - _PyCode_CODE(code)), 1) >= 0;
+}
+
 int
-sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st)
+sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st, int restorable)
 {
     int boundaries = st != NULL && !st->direct ? 1 : 0;
 #if !defined(SL_PY311)
     if (st != NULL) {
-        return boundaries + st->nexposed;
+        for (int i = 0; i < st->nexposed; i++) {
+            Frame *f = st->exposed[i].frame;
+            boundaries += !(restorable && boundary_is_for_loop(f, f->previous));
+        }
+        return boundaries;
     }
 #endif
     if (st != NULL && st->frames_unsafe) {
         return boundaries + 1;
     }
+    Frame *inner = NULL;
     for (Frame *f = st ? st->frame : ts_frame(ts); f != NULL; f = f->previous) {
-        boundaries += frame_is_c_boundary(f) ? 1 : 0;
+        if (frame_is_c_boundary(f)) {
+            boundaries +=
+                !(restorable && boundary_is_for_loop(frame_entered_at(f, inner), f->previous));
+        }
+        inner = f;
     }
     return boundaries;
 }
@@ -1424,9 +1460,10 @@ frame_return_offset(Frame *f, PyCodeObject *code)
 }
 
 /* The unit after the call instruction at `at` and its inline caches (on 3.11 a PRECALL
-   and the CALL after it), read from the de-specialised bytecode; -1 if `at` is no call. */
+   and the CALL after it), read from the de-specialised bytecode; -1 if `at` is no call
+   (with for_iter: no FOR_ITER instead). */
 static int
-offset_after_call(PyCodeObject *code, int at)
+offset_after(PyCodeObject *code, int at, int for_iter)
 {
     PyObject *bytes = PyCode_GetCode(code);
     if (bytes == NULL) {
@@ -1436,6 +1473,9 @@ offset_after_call(PyCodeObject *code, int at)
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(bytes);
     int n = (int)(PyBytes_GET_SIZE(bytes) / 2);
     int result = -1;
+    while (at > 0 && at < n && b[2 * at] == CACHE) {
+        at--; /* 3.12 leaves an inline call's frame at the last cache unit */
+    }
     if (at >= 0 && at < n) {
         int op = b[2 * at];
         int i = at + 1;
@@ -1456,6 +1496,9 @@ offset_after_call(PyCodeObject *code, int at)
 #else
         int is_call = op == CALL || op == CALL_KW;
 #endif
+        if (for_iter) {
+            is_call = op == FOR_ITER;
+        }
         if (is_call && i < n) {
             result = i;
         }
@@ -1468,6 +1511,15 @@ static int
 is_shell(Frame *f, PyCodeObject *code)
 {
     return f->owner == FRAME_OWNED_BY_GENERATOR && !(code->co_flags & SL_GENERATOR_FLAGS);
+}
+
+/* A generator (not a coroutine) running in the chain: a for loop's iterator. */
+static int
+is_running_generator(Frame *f)
+{
+    PyCodeObject *code = f != NULL ? frame_code(f) : NULL;
+    return code != NULL && f->owner == FRAME_OWNED_BY_GENERATOR &&
+           (code->co_flags & CO_GENERATOR) && frame_generator(f)->gi_frame_state == FRAME_EXECUTING;
 }
 
 /* Whether f was entered from C code: a boundary between f and its caller. */
@@ -1546,7 +1598,7 @@ frame_record(Frame *f, PyCodeObject *code, int offset, int depth, PyObject *null
 }
 
 PyObject *
-sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int)
+sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int, PyObject *depth_at)
 {
     if (st->frames_unsafe) {
         PyErr_SetString(PyExc_RuntimeError, "the tasklet's frames cannot be inspected");
@@ -1565,10 +1617,11 @@ sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int)
             }
             continue;
         }
-        if (f->owner == FRAME_OWNED_BY_GENERATOR && !is_shell(f, code)) {
+        int running_gen = is_running_generator(f);
+        if (f->owner == FRAME_OWNED_BY_GENERATOR && !is_shell(f, code) && !running_gen) {
             PyErr_Format(PyExc_RuntimeError,
-                         "cannot pickle a tasklet suspended inside the generator or coroutine "
-                         "'%U' yet",
+                         "cannot pickle a tasklet suspended inside the coroutine or async "
+                         "generator '%U'",
                          code->co_qualname);
             goto error;
         }
@@ -1583,7 +1636,23 @@ sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int)
             if (st->direct && st->stack_top != NULL) {
                 Slot *base = f->localsplus + code->co_nlocalsplus;
                 depth = (int)((Slot *)st->stack_top - base) - st->call_items;
-                offset = offset_after_call(code, (int)(frame_instr(f) - _PyCode_CODE(code)));
+                offset = offset_after(code, (int)(frame_instr(f) - _PyCode_CODE(code)), 0);
+            }
+        }
+        else if (is_running_generator(inner)) {
+            /* a for loop over that generator: the eval loop resumed it for FOR_ITER, inline
+               or through the generator's __next__; f goes on after the FOR_ITER when the
+               generator yields (and runs the FOR_ITER again when it is exhausted) */
+            int at = (int)(frame_instr(f) - _PyCode_CODE(code));
+            offset = offset_after(code, at, 1);
+            depth = frame_stored_stacktop(f) - code->co_nlocalsplus;
+            if (offset >= 0 && frame_stored_stacktop(f) < 0) {
+                PyObject *d = PyObject_CallFunction(depth_at, "Oi", code, at);
+                depth = d != NULL ? (int)PyLong_AsLong(d) : -1;
+                Py_XDECREF(d);
+                if (PyErr_Occurred()) {
+                    goto error;
+                }
             }
         }
         else if (!frame_entered_from_c(st, inner) || is_shell(inner, frame_code(inner))) {
@@ -1594,6 +1663,13 @@ sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int)
             offset = -1; /* C state: what it waits for cannot be rebuilt */
         }
         PyObject *rec = frame_record(f, code, offset, depth, null_marker, tagged_int);
+        if (rec != NULL) {
+            /* a running generator: itself, and the exception its frames handle */
+            PyGenObject *gen = running_gen ? frame_generator(f) : NULL;
+            PyObject *exc =
+                gen && gen->gi_exc_state.exc_value ? gen->gi_exc_state.exc_value : Py_None;
+            Py_SETREF(rec, Py_BuildValue("(OOO)", rec, gen ? (PyObject *)gen : Py_None, exc));
+        }
         if (rec == NULL || PyList_Append(records, rec) < 0) {
             Py_XDECREF(rec);
             goto error;
@@ -1839,6 +1915,36 @@ sl_pystate_generator_record(PyObject *o, PyObject *null_marker, PyObject *tagged
                          stack, exc);
 }
 
+PyObject *
+sl_pystate_resume_generator(PyThreadState *ts, PyObject *gen, PyObject *caller, PyObject *value,
+                            int *returned)
+{
+    Frame *running = ts_frame(ts);
+    ts_set_frame(ts, caller != NULL ? gen_frame((PyGenObject *)caller) : ts_chain_root(ts));
+    PyObject *result = NULL;
+    *returned = 0;
+    if (value != NULL) {
+        PySendResult r = PyIter_Send(gen, value, &result);
+        Py_DECREF(value);
+        if (r == PYGEN_RETURN) {
+            *returned = 1;
+        }
+    }
+    else {
+        PyObject *exc = sl_pystate_fetch_error();
+        result = PyObject_CallMethod(gen, "throw", "O", exc);
+        Py_XDECREF(exc);
+        if (result == NULL && PyErr_ExceptionMatches(PyExc_StopIteration)) {
+            PyObject *stop = sl_pystate_fetch_error();
+            result = PyObject_GetAttrString(stop, "value");
+            Py_DECREF(stop);
+            *returned = result != NULL;
+        }
+    }
+    ts_set_frame(ts, running);
+    return result;
+}
+
 int
 sl_pystate_is_shell(PyObject *o)
 {
@@ -1865,7 +1971,7 @@ sl_pystate_set_shell_exception(PyObject *shell, PyObject *exc)
 }
 
 PyObject *
-sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value)
+sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int at)
 {
     PyGenObject *gen = (PyGenObject *)shell;
     Frame *f = gen_frame(gen);
@@ -1878,7 +1984,11 @@ sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value)
     }
     Frame *running = ts_frame(ts);
     ts_set_frame(ts, f->previous); /* its caller, so that f_back and tracebacks are natural */
-    if (value != NULL) {
+    if (at > 0) {
+        /* go on at `at` with nothing pushed (value is NULL) */
+        frame_set_resume_offset(f, frame_code(f), at);
+    }
+    else if (value != NULL) {
         int top = frame_stored_stacktop(f);
 #if defined(SL_STACKREFS)
         f->localsplus[top] = PyStackRef_FromPyObjectSteal(value);
@@ -1890,7 +2000,7 @@ sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value)
     gen->gi_exc_state.previous_item = ts->exc_info;
     ts->exc_info = &gen->gi_exc_state;
     gen->gi_frame_state = FRAME_EXECUTING;
-    PyObject *result = _PyEval_EvalFrameDefault(ts, f, value == NULL);
+    PyObject *result = _PyEval_EvalFrameDefault(ts, f, value == NULL && at <= 0);
 #if defined(SL_PY311)
     if (gen->gi_frame_state == FRAME_EXECUTING) {
         gen->gi_frame_state = FRAME_COMPLETED;

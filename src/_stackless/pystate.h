@@ -153,8 +153,10 @@ PyObject *sl_pystate_frame(PyThreadState *ts, SlPyState *st);
 
 /* How many times C code re-entered the interpreter in the tasklet's frame chain (the
    tasklet's own start counts as one); plus one if a suspended tasklet blocked in a call
-   made from C rather than by its innermost frame. st NULL: the running context. */
-int sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st);
+   made from C rather than by its innermost frame. st NULL: the running context. With
+   restorable, a for loop resuming a generator through the generator's __next__ (3.11; and
+   before the loop is specialised) does not count: a restore rebuilds it. */
+int sl_pystate_c_boundaries(PyThreadState *ts, SlPyState *st, int restorable);
 
 /* Whether the running context's innermost frame stands where the eval loop itself checks
    for signals (a function's start or a backward jump), rather than inside a call into C
@@ -200,8 +202,13 @@ int sl_pystate_finalizing(void);
    on once it receives the value it waits for (the result of its pending call), in code
    units; locals and stack are tuples in which null_marker stands for an empty slot and
    tagged_int(n) for a 3.14+ tagged integer. A frame that waits for C code (C state) has
-   offset -1 and None for locals and stack. */
-PyObject *sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int);
+   offset -1 and None for locals and stack. Each record comes as (record, generator,
+   exception): a frame of a generator running in the chain (the iterator of its caller's for
+   loop) names the generator and the exception its frames handle, else None and None.
+   depth_at(code, offset) tells the stack depth at an instruction where the frame did not
+   store it. */
+PyObject *sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int,
+                             PyObject *depth_at);
 
 /* A "shell" for one record: a generator object owning a frame for func's code, filled from
    the record, not run yet (dropping it runs nothing). Checks what memory safety needs
@@ -232,8 +239,15 @@ void sl_pystate_link_shell(PyThreadState *ts, PyObject *inner, PyObject *outer);
 void sl_pystate_set_shell_exception(PyObject *shell, PyObject *exc);
 
 /* Run a shell's frame to its end: it receives value (stolen) as the result of its pending
-   call, or, with value NULL, the raised exception at that call. Returns what the frame
+   call, or, with value NULL, the raised exception at that call; or, with at > 0, it goes
+   on at offset `at` (a FOR_ITER to run again) with nothing pushed. Returns what the frame
    returns, or NULL with its exception. */
-PyObject *sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value);
+PyObject *sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int at);
+
+/* Send value (stolen; NULL: throw the raised exception) into a restored generator whose
+   caller is the shell `caller` (or the tasklet's start). Returns what it yielded, or with
+   *returned set what it returned, or NULL with an exception. */
+PyObject *sl_pystate_resume_generator(PyThreadState *ts, PyObject *gen, PyObject *caller,
+                                      PyObject *value, int *returned);
 
 #endif /* SL_PYSTATE_H */

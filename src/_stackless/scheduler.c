@@ -657,8 +657,8 @@ tasklet_main(void *arg)
     end_current(th, result);
 }
 
-int
-sl_nesting_level(SlTasklet *t)
+static int
+nesting(SlTasklet *t, int restorable)
 {
     if (t->state != SL_STARTED || sl_owner(t) == NULL) {
         return 0;
@@ -667,10 +667,22 @@ sl_nesting_level(SlTasklet *t)
     if (th->current == t && th != sl_tls) {
         return 0; /* running in another thread: not inspectable from here yet */
     }
-    int n = sl_pystate_c_boundaries(th->tstate, th->current == t ? NULL : &t->pystate);
+    int n = sl_pystate_c_boundaries(th->tstate, th->current == t ? NULL : &t->pystate, restorable);
     /* the tasklet's own start (main: the interpreter running the program) is no C state */
     n -= t->in_function || t->is_main;
     return n > 0 ? n : 0;
+}
+
+int
+sl_nesting_level(SlTasklet *t)
+{
+    return nesting(t, 0);
+}
+
+int
+sl_unrestorable_nesting(SlTasklet *t)
+{
+    return nesting(t, 1);
 }
 
 /* ---- scheduling operations ----------------------------------------------------------- */

@@ -200,6 +200,10 @@ sl_safe_point(SlThread *th)
    frames are all Python's (it could be pickled and resumed). */
 int sl_nesting_level(SlTasklet *t);
 
+/* The same, leaving out the re-entries a restore rebuilds (a for loop resuming a generator
+   through its __next__): 0 means t is restorable. */
+int sl_unrestorable_nesting(SlTasklet *t);
+
 /* Forget a tasklet's frames and C stack, if it has any, without running any of its code
    (re-binding, or a tasklet that cannot be killed): it leaves every queue and the watchdog
    stack and is not alive any more. The references it held go to refs. */

@@ -746,7 +746,7 @@ get_paused(SlTasklet *t, void *c)
 static PyObject *
 get_restorable(SlTasklet *t, void *c)
 {
-    if (sl_nesting_level(t) > 0) {
+    if (sl_unrestorable_nesting(t) > 0) {
         Py_RETURN_FALSE;
     }
     if (t->state == SL_STARTED && !is_current(t) && sl_owner(t) == sl_thread_get()) {

@@ -507,6 +507,8 @@ class _Layout:
 # that call a Python function inline (__getitem__, property getters)
 _RETURNS_HERE = {"CALL", "CALL_KW", "CALL_FUNCTION_EX", "BINARY_SUBSCR", "LOAD_ATTR",
                  "BINARY_OP",
+                 # the for loop over a generator that was running in the chain
+                 "FOR_ITER",
                  # where a generator goes on: its start, and after each yield
                  "RETURN_GENERATOR", "YIELD_VALUE"}
 
@@ -600,17 +602,65 @@ def _handler_exceptions(code, offset, stack):
     return [v for v, k in zip(stack, kinds) if k == "e"]
 
 
+class RunningGenerator:
+    """Pickles a generator that was running in a tasklet's chain (a for loop's iterator) as
+    the suspended generator it becomes: it goes on after the call it waits in."""
+
+    __slots__ = ("gen", "record", "exc")
+
+    def __init__(self, gen, record, exc):
+        self.gen, self.record, self.exc = gen, record, exc
+
+    def __reduce__(self):
+        func, _, offset, locals_, stack = self.record
+        return (_make_generator, (CACHE_TAG, by_value(func), GEN_SUSPENDED, offset,
+                                  _by_value_tuple(locals_), _by_value_tuple(stack), self.exc,
+                                  self.gen.__name__, self.gen.__qualname__))
+
+
+def depth_at(code, offset):
+    """The stack depth at an instruction (for a frame that did not store it)."""
+    kinds = _layout(code).kinds.get(offset)
+    if kinds is None:
+        raise ValueError("no instruction at offset %d" % offset)
+    return len(kinds)
+
+
 def frames_state(records, exc_value, start):
     """Final records from pystate's raw ones (outermost first): functions that cannot be
-    imported go by value, and each frame gets the exception it handles. A tasklet that
-    waits in C code it was started with (no Python frame) gets one record for that."""
+    imported go by value, running generators become RunningGenerator records (the same
+    stand-in wherever the generator appears), and each frame gets the exception it handles.
+    A tasklet that waits in C code it was started with (no Python frame) gets one record."""
     if not records:
         return [(start, None, -1, None, None, None)]
+    running = {id(gen): RunningGenerator(gen, rec, exc)
+               for rec, gen, exc in records if gen is not None}
+
+    def value(v):
+        stand_in = running.get(id(v))
+        return stand_in if stand_in is not None and stand_in.gen is v else by_value(v)
+
+    def values(items):
+        return None if items is None else tuple(value(v) for v in items)
+
+    # the exception state each frame starts from: the tasklet's, or inside a running
+    # generator that generator's own
+    bases, base = [], exc_value
+    for _, gen, exc in records:
+        if gen is not None:
+            base = exc
+        bases.append(base)
     out = []
-    handled = exc_value
-    for func, code, offset, locals_, stack in reversed(records):
-        out.append([by_value(func), None if func.__code__ is code else code, offset,
-                    _by_value_tuple(locals_), _by_value_tuple(stack), handled])
+    handled = None
+    for i in range(len(records) - 1, -1, -1):
+        (func, code, offset, locals_, stack), gen, _ = records[i]
+        if i == len(records) - 1 or records[i + 1][1] is not None:
+            handled = bases[i]  # the innermost frame of its exception state
+        if gen is not None:
+            out.append([running[id(gen)], None, -2, None, None, None])
+        else:
+            out.append([by_value(func), None if func.__code__ is code else code, offset,
+                        values(locals_), values(stack), handled])
         if offset >= 0:
             prev = _handler_exceptions(code, offset, stack)
             if prev:
@@ -625,7 +675,8 @@ def frames_state(records, exc_value, start):
 
 def check_frames(frames):
     """Validate a pickled frames tuple (tag, record, ...); return the records as
-    (function, offset, locals, stack, exception) with offset -1 for a frame with C state."""
+    (function, offset, locals, stack, exception, FOR_ITER offset or 0): offset -1 for a
+    frame with C state, -2 for a generator (the function item is then the generator)."""
     if type(frames) is not tuple or not frames or type(frames[0]) is not str:
         raise ValueError("bad tasklet frames")
     if frames[0] != CACHE_TAG:
@@ -639,7 +690,14 @@ def check_frames(frames):
         if type(func) is FunctionByValue:
             func = func.func
         if offset == -1 and type(func) is not types.FunctionType:
-            result.append((func, -1, None, None, None))  # C code: named in the error only
+            result.append((func, -1, None, None, None, 0))  # C code: named in the error only
+            continue
+        if offset == -2:
+            if type(func) is not types.GeneratorType or func.gi_running or \
+                    func.gi_frame is None or func.gi_frame.f_lasti < 0 or \
+                    _generator_state(func) != "GEN_SUSPENDED":
+                raise ValueError("a running generator's record is not a suspended generator")
+            result.append((func, -2, None, None, None, 0))
             continue
         if type(func) is not types.FunctionType:
             raise ValueError("a frame's function is not a function")
@@ -649,7 +707,7 @@ def check_frames(frames):
         if type(offset) is not int:
             raise ValueError("bad resume offset")
         if offset == -1:
-            result.append((func, -1, None, None, None))
+            result.append((func, -1, None, None, None, 0))
             continue
         if type(locals_) is not tuple or type(stack) is not tuple:
             raise ValueError("bad frame record")
@@ -657,5 +715,22 @@ def check_frames(frames):
         check_locals(code, offset, locals_)
         if exc is not None and not isinstance(exc, BaseException):
             raise ValueError("a frame's handled exception is not an exception")
-        result.append((func, offset, locals_, stack, exc))
+        result.append((func, offset, locals_, stack, exc, _for_iter_before(code, offset)))
     return result
+
+
+def _generator_state(gen):
+    import inspect
+
+    return inspect.getgeneratorstate(gen)
+
+
+def _for_iter_before(code, offset):
+    """The FOR_ITER the frame resumes after, if any, and if running it again (with the
+    same stack, its iterator on top) is a valid place to go on: else 0."""
+    layout = _layout(code)
+    before = layout.prev.get(offset)
+    if before is None or layout.insts[before].opname != "FOR_ITER":
+        return 0
+    kinds = layout.kinds.get(before)
+    return before if kinds is not None and kinds == layout.kinds[offset][:-1] else 0
