@@ -340,6 +340,61 @@ def test_coroutine_running_in_the_chain_is_refused():
         t.kill()
 
 
+class Blocking:
+    def __init__(self, block):
+        self.value = ch.receive() if block else 0
+
+
+def construct():
+    made = []
+    for i in range(30):  # the class call gets specialised before the last one blocks
+        made.append(Blocking(i == 29))
+    LOG.append((len(made), made[-1].value, type(made[-1]).__name__))
+
+
+def test_class_call_whose_init_waits(log):
+    t = blocked(construct)
+    restorable = t.restorable
+    data = pickle.dumps(t)
+    t.kill()
+    c = pickle.loads(data)
+    c.insert()
+    if sys.version_info >= (3, 13):
+        # __init__ runs inline behind a shim frame that returns the object: restorable
+        stackless.run()
+        assert log == [(30, None, "Blocking")] and not c.alive
+    else:
+        # the class call runs __init__ from C: C state
+        assert not restorable
+        with pytest.raises(RuntimeError, match="invalid frame with 'construct'"):
+            stackless.run()
+
+
+def spread(*args, **kwargs):
+    return ch.receive() + sum(args) + sum(kwargs.values())
+
+
+def star_caller(values, extra):
+    result = spread(*values, **extra)
+    LOG.append(result)
+
+
+def test_frame_entered_with_star_args(log):
+    t = blocked(star_caller, [1, 2], {"k": 3})
+    # 3.12+ run a Python function called with *args/**kwargs inline; 3.11 through C
+    assert t.restorable == (sys.version_info >= (3, 12))
+    c, ch2 = pickle.loads(pickle.dumps((t, ch)))
+    t.kill()
+    assert c.blocked
+    if sys.version_info >= (3, 12):
+        ch2.send(100)
+        assert log == [106] and not c.alive
+    else:
+        with pytest.raises(RuntimeError, match="invalid frame with 'star_caller'"):
+            ch2.send(100)
+        assert log == [] and not c.alive
+
+
 # ---- validation: a record that does not fit its code is refused -----------------------------
 
 

@@ -66,12 +66,13 @@ sl_restored_frames(PyObject *o)
    pickled); or the function of a frame that had C state. A shell whose frame iterated
    over the generator inside it knows where its FOR_ITER is, to run it again once that
    generator is exhausted. */
-enum { ITEM_SHELL, ITEM_GENERATOR, ITEM_INVALID };
+enum { ITEM_SHELL, ITEM_GENERATOR, ITEM_INVALID, ITEM_INIT };
 
 static PyObject *
 invalid_frame_error(PyObject *func)
 {
-    PyObject *name = PyObject_GetAttrString(func, "__name__");
+    PyObject *name =
+        PyUnicode_Check(func) ? Py_NewRef(func) : PyObject_GetAttrString(func, "__name__");
     PyErr_Clear();
     PyErr_Format(PyExc_RuntimeError,
                  "cannot execute invalid frame with '%S': frame had a C state that can't be "
@@ -135,6 +136,18 @@ sl_restored_run(PyObject *o, PyObject *value)
                 }
             }
             v = sl_pystate_resume_generator(ts, obj, caller, v, &exhausted);
+        }
+        else if (kind == ITEM_INIT) {
+            /* what the class call returns once __init__ has (3.13+ runs it inline) */
+            if (v != NULL && v != Py_None) {
+                PyErr_Format(PyExc_TypeError, "__init__() should return None, not '%.200s'",
+                             Py_TYPE(v)->tp_name);
+                Py_CLEAR(v);
+            }
+            else if (v != NULL) {
+                Py_SETREF(v, Py_NewRef(obj));
+            }
+            exhausted = 0;
         }
         else {
             Py_XDECREF(v);
@@ -334,6 +347,10 @@ sl_frames_restore(PyObject *frames)
         else if (offset == -2) {
             kind = ITEM_GENERATOR; /* checked: a suspended generator */
             obj = Py_NewRef(func);
+        }
+        else if (offset == -3) {
+            kind = ITEM_INIT; /* checked: the stack is (the new object,) */
+            obj = Py_NewRef(PyTuple_GET_ITEM(stack, 0));
         }
         else {
             kind = ITEM_SHELL;

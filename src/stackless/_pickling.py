@@ -658,6 +658,16 @@ def frames_state(records, exc_value, start):
             handled = bases[i]  # the innermost frame of its exception state
         if gen is not None:
             out.append([running[id(gen)], None, -2, None, None, None])
+        elif type(func) is not types.FunctionType:
+            # a frame without a function: 3.13+'s shim that makes a class call return the
+            # new object once __init__ returned None (its stack: the object), or else
+            # something we cannot rebuild
+            if code.co_name == "__init__" and offset >= 0 and stack is not None and \
+                    len(stack) == 1:
+                out.append([None, None, -3, None, values(stack), None])
+            else:
+                out.append([code.co_qualname, None, -1, None, None, None])
+            continue
         else:
             out.append([by_value(func), None if func.__code__ is code else code, offset,
                         values(locals_), values(stack), handled])
@@ -676,7 +686,8 @@ def frames_state(records, exc_value, start):
 def check_frames(frames):
     """Validate a pickled frames tuple (tag, record, ...); return the records as
     (function, offset, locals, stack, exception, FOR_ITER offset or 0): offset -1 for a
-    frame with C state, -2 for a generator (the function item is then the generator)."""
+    frame with C state, -2 for a generator (the function item is then the generator), -3
+    for the return of a class call whose __init__ runs (the stack holds the new object)."""
     if type(frames) is not tuple or not frames or type(frames[0]) is not str:
         raise ValueError("bad tasklet frames")
     if frames[0] != CACHE_TAG:
@@ -691,6 +702,11 @@ def check_frames(frames):
             func = func.func
         if offset == -1 and type(func) is not types.FunctionType:
             result.append((func, -1, None, None, None, 0))  # C code: named in the error only
+            continue
+        if offset == -3:
+            if type(stack) is not tuple or len(stack) != 1:
+                raise ValueError("bad __init__ record")
+            result.append((None, -3, None, stack, None, 0))
             continue
         if offset == -2:
             if type(func) is not types.GeneratorType or func.gi_running or \
