@@ -607,3 +607,42 @@ def test_generator_state_is_validated():
     with pytest.raises(ValueError):
         func(*args)
     g.close()
+
+
+# ---- pickle flags ----------------------------------------------------------------------------
+
+
+def tracer(frame, event, arg):
+    return None
+
+
+def test_tracing_state_travels_only_on_request():
+    t = blocked(counter, 2)
+    t.trace_function = tracer
+    try:
+        assert pickle.loads(pickle.dumps(t)).trace_function is None
+        old = stackless.pickle_flags(stackless.PICKLEFLAGS_PRESERVE_TRACING_STATE, 1)
+        try:
+            assert stackless.pickle_with_tracing_state
+            c = pickle.loads(pickle.dumps(t))
+        finally:
+            stackless.pickle_flags(old, 1)
+        assert c.trace_function is tracer and c.profile_function is None
+        c.kill()
+    finally:
+        t.kill()
+
+
+def test_pickle_flags_are_per_thread():
+    import threading
+
+    seen = []
+    old = stackless.pickle_flags(1, 1)
+    try:
+        th = threading.Thread(target=lambda: seen.append(stackless.pickle_flags()))
+        th.start()
+        th.join()
+        assert seen == [stackless.pickle_flags_default()] == [0]
+        assert stackless.pickle_flags() == 1
+    finally:
+        stackless.pickle_flags(old, 1)

@@ -371,13 +371,12 @@ update_flags(int *slot, PyObject *args, const char *fmt)
     return PyLong_FromLong(old);
 }
 
-/* Per thread in the reference; kept per interpreter here until threads get their own. */
-static int sl_pickle_flags;
-
+/* Per thread; a thread starts with the interpreter's default. */
 static PyObject *
 mod_pickle_flags(PyObject *m, PyObject *args)
 {
-    return update_flags(&sl_pickle_flags, args, "|ll:pickle_flags");
+    SlThread *th = sl_thread_get();
+    return th ? update_flags(&th->pickle_flags, args, "|ll:pickle_flags") : NULL;
 }
 
 static PyObject *

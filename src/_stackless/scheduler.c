@@ -131,6 +131,7 @@ sl_thread_get(void)
     th->tstate = PyThreadState_Get();
     th->thread_id = PyThread_get_thread_ident();
     th->nrefs = 1; /* the thread's own */
+    th->pickle_flags = sl_module->pickle_flags_default;
     th->wake_lock = PyThread_allocate_lock();
     if (th->wake_lock == NULL) {
         PyMem_RawFree(th);

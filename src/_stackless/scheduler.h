@@ -25,6 +25,7 @@ typedef struct SlThread {
     SlTasklet **watchdogs; /* tasklets inside run(), innermost last (owned) */
     Py_ssize_t nwatchdogs, watchdogs_capacity;
     int switch_trap;
+    int pickle_flags;  /* stackless.pickle_flags(): the interpreter's default when made */
     int in_callback;   /* a schedule or channel callback is running: no switching */
     char *stack_base;  /* every tasklet's C stack lies below this address */
     int c_depth_base;  /* the C recursion depth at the stack base: where tasklets start */

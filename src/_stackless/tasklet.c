@@ -636,6 +636,24 @@ tasklet_reduce(SlTasklet *t, PyObject *unused)
     PyObject *r =
         Py_BuildValue("O()(iOiNOOOO)", Py_TYPE(t), flags, t->tempval ? t->tempval : Py_None, 0,
                       frames, exc_type, exc ? exc : Py_None, Py_None, Py_None);
+    SlThread *th = sl_thread_get();
+    if (r != NULL && th != NULL && (th->pickle_flags & 1) && sl_tasklet_alive(t)) {
+        /* PICKLEFLAGS_PRESERVE_TRACING_STATE: its trace and profile functions, appended */
+        PyObject *trace = PyObject_GetAttrString((PyObject *)t, "trace_function");
+        PyObject *profile =
+            trace ? PyObject_GetAttrString((PyObject *)t, "profile_function") : NULL;
+        PyObject *hooks = profile ? Py_BuildValue("((NN))", trace, profile) : NULL;
+        PyObject *longer = hooks ? PySequence_Concat(PyTuple_GET_ITEM(r, 2), hooks) : NULL;
+        Py_XDECREF(hooks);
+        if (longer == NULL) {
+            if (profile == NULL) {
+                Py_XDECREF(trace);
+            }
+            Py_DECREF(r);
+            return NULL;
+        }
+        Py_SETREF(r, Py_BuildValue("OON", PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), longer));
+    }
     return r;
 }
 
@@ -680,9 +698,13 @@ static PyObject *
 tasklet_setstate(SlTasklet *t, PyObject *state)
 {
     int flags, nesting;
-    PyObject *tempval, *call, *e1, *e2, *e3, *e4;
-    if (!PyArg_ParseTuple(state, "iOiOOOOO:__setstate__", &flags, &tempval, &nesting, &call, &e1,
-                          &e2, &e3, &e4)) {
+    PyObject *tempval, *call, *e1, *e2, *e3, *e4, *hooks = NULL;
+    if (!PyArg_ParseTuple(state, "iOiOOOOO|O!:__setstate__", &flags, &tempval, &nesting, &call, &e1,
+                          &e2, &e3, &e4, &PyTuple_Type, &hooks)) {
+        return NULL;
+    }
+    if (hooks != NULL && PyTuple_GET_SIZE(hooks) != 2) {
+        PyErr_SetString(PyExc_ValueError, "bad tracing state");
         return NULL;
     }
     if (!PyTuple_Check(call)) {
@@ -712,6 +734,12 @@ tasklet_setstate(SlTasklet *t, PyObject *state)
     t->atomic = (flags & 4) != 0;
     t->ignore_nesting = (flags & 8) != 0;
     t->block_trap = (flags & 32) != 0;
+    if (hooks != NULL && sl_tasklet_alive(t) &&
+        (PyObject_SetAttrString((PyObject *)t, "trace_function", PyTuple_GET_ITEM(hooks, 0)) < 0 ||
+         PyObject_SetAttrString((PyObject *)t, "profile_function", PyTuple_GET_ITEM(hooks, 1)) <
+             0)) {
+        return NULL;
+    }
     return Py_NewRef(t);
 }
 
