@@ -13,8 +13,9 @@
 # tests start as subprocesses run natively), and built with AddressSanitizer (subprocesses
 # too). STACKLESS_SKIP_DEBUG=1 leaves these three lanes out. Last, the extension is cross-
 # compiled for AArch64, and the benchmark suite makes a smoke run (scripts/bench.sh --smoke).
-# The pickle fuzz lane loads 10,000 mutated pickles of started tasklets with the ASan build
-# (STACKLESS_FUZZ_CASES changes the count; the seed is the time, printed on a failure).
+# The pickle fuzz lane loads 10,000 mutated pickles of started tasklets with the ASan build,
+# and again under each Debian debug interpreter (STACKLESS_FUZZ_CASES changes the count; the
+# seed is the time, printed on a failure).
 #
 # CPython 3.14 and 3.15 come from Debian unstable: scripts/sid-root.sh makes (once) a
 # minimal root in chroot/sid with their release and debug interpreters, the tree is copied
@@ -88,6 +89,16 @@ for v in $versions; do
             if lane "CPython $v debug interpreter, debug build of the extension" "$dbg" \
                 "$venvs/py$v-dbg" STACKLESS_DEBUG=1; then
                 results+=("$v debug interpreter: passed")
+                # the interpreter's own assertions watch the pickle fuzz here
+                fuzz_cases=${STACKLESS_FUZZ_CASES:-10000}
+                echo "=== pickle fuzz: $fuzz_cases cases, CPython $v debug interpreter"
+                if (cd "$venvs/py$v-dbg" && "$venvs/py$v-dbg/bin/python" \
+                    "$repo/tests/fuzz_pickles.py" "$fuzz_cases" "$(date +%s)"); then
+                    results+=("$v debug interpreter pickle fuzz ($fuzz_cases cases): passed")
+                else
+                    results+=("$v debug interpreter pickle fuzz ($fuzz_cases cases): FAILED")
+                    status=1
+                fi
             else
                 results+=("$v debug interpreter: FAILED")
                 status=1

@@ -99,21 +99,34 @@ def generator_loop(n):
     return total
 
 
+def channel_loop():
+    """Waits in `for x in channel` (the channel's __next__, called by FOR_ITER)."""
+    seen = []
+    for x in ch:
+        seen.append(x)
+        say("seen", seen)
+    say("loop over", seen)
+
+
 CASES = {
     "handlers": (handlers, (3,), [1, "boom", "w", 2, 3, 4]),
     "recurse": (recurse, (6,), [100]),
     "calls": (calls, (), [10, 20, 30, 40, 50, 60]),
     "nested_closure": (nested_closure, (), [5, 6]),
     "generator_loop": (generator_loop, (4,), [1, 2, 3, 4]),
+    "channel_loop": (channel_loop, (), [1, 2, 3]),
 }
 # how many values the original receives before it is pickled
-SPLIT = {"handlers": 2, "recurse": 0, "calls": 2, "nested_closure": 1, "generator_loop": 2}
+SPLIT = {"handlers": 2, "recurse": 0, "calls": 2, "nested_closure": 1, "generator_loop": 2,
+         "channel_loop": 1}
 
 
-def feed(values):
+def feed(values, end=False):
     for v in values:
         if ch.balance < 0:
             ch.send(v)
+    if end and ch.balance < 0:
+        ch.send_exception(StopIteration)  # ends a `for x in ch` loop
 
 
 def main(mode, case, path):
@@ -126,12 +139,12 @@ def main(mode, case, path):
         del out[:]
         with open(path, "wb") as f:
             pickle.dump((t, ch), f)
-        feed(after)
+        feed(after, end=True)
     else:
         with open(path, "rb") as f:
             t, restored = pickle.load(f)
         globals()["ch"] = restored  # the functions look their channel up by name
-        feed(after)
+        feed(after, end=True)
     stackless.run()
     print("\n".join(out))
     print("alive", t.alive)

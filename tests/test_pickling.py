@@ -22,7 +22,7 @@ def blocked(func, *args):
 
 
 @pytest.mark.parametrize("case", ["handlers", "recurse", "calls", "nested_closure",
-                                  "generator_loop"])
+                                  "generator_loop", "channel_loop"])
 def test_resumes_in_a_fresh_process_as_the_original_would(case, tmp_path):
     path = tmp_path / (case + ".pickle")
     original = run_python(None, "dump", case, path, script=PROGRAMS, cwd=tmp_path)
@@ -393,6 +393,25 @@ def test_frame_entered_with_star_args(log):
         with pytest.raises(RuntimeError, match="invalid frame with 'star_caller'"):
             ch2.send(100)
         assert log == [] and not c.alive
+
+
+def drain():
+    got = []
+    for x in ch:
+        got.append(x)
+    LOG.append(got)
+
+
+def test_tasklet_in_a_for_loop_over_a_channel(log):
+    t = blocked(drain)
+    ch.send(1)
+    assert t.restorable
+    c, ch2 = pickle.loads(pickle.dumps((t, ch)))
+    t.kill()
+    assert c.blocked and ch2.balance == -1
+    ch2.send(2)
+    ch2.send_exception(StopIteration)  # ends the loop, as in the original
+    assert log == [[1, 2]] and not c.alive
 
 
 # ---- validation: a record that does not fit its code is refused -----------------------------

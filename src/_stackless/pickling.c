@@ -120,10 +120,21 @@ sl_restored_run(PyObject *o, PyObject *value)
         if (kind == ITEM_SHELL) {
             if (exhausted && v != NULL && reexec > 0) {
                 Py_CLEAR(v); /* FOR_ITER runs again, finds the generator exhausted */
-                v = sl_pystate_resume_shell(ts, obj, NULL, reexec);
+                v = sl_pystate_resume_shell(ts, obj, NULL, reexec, NULL);
+            }
+            else if (v == NULL && reexec > 0 && i == n - 1 &&
+                     PyErr_ExceptionMatches(PyExc_StopIteration)) {
+                /* `for x in channel` ended by StopIteration: the loop ends, as FOR_ITER
+                   makes it end when its iterator is exhausted */
+                PyErr_Clear();
+                PyObject *empty = PyTuple_New(0);
+                PyObject *done = empty ? PyObject_GetIter(empty) : NULL;
+                Py_XDECREF(empty);
+                v = done ? sl_pystate_resume_shell(ts, obj, NULL, reexec, done) : NULL;
+                Py_XDECREF(done);
             }
             else {
-                v = sl_pystate_resume_shell(ts, obj, v, 0);
+                v = sl_pystate_resume_shell(ts, obj, v, 0, NULL);
             }
             exhausted = 0;
         }
@@ -150,8 +161,15 @@ sl_restored_run(PyObject *o, PyObject *value)
             exhausted = 0;
         }
         else {
+            /* an exception coming from inside becomes the new error's context */
+            PyObject *inner = v == NULL ? sl_pystate_fetch_error() : NULL;
             Py_XDECREF(v);
             v = invalid_frame_error(obj);
+            if (inner != NULL) {
+                PyObject *err = sl_pystate_fetch_error();
+                PyException_SetContext(err, inner);
+                sl_pystate_restore_error(err);
+            }
             exhausted = 0;
         }
         Py_DECREF(item);

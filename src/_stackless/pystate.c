@@ -253,6 +253,14 @@ frame_entered_at(Frame *boundary, Frame *inner)
 #endif
 }
 
+/* Stack slots a for loop keeps above its iterator: 3.14+ keep the index of a list or tuple
+   iterated in place (or NULL) there. */
+#if defined(SL_STACKREFS)
+#define FOR_ITER_SLOTS_ABOVE_ITERATOR 1
+#else
+#define FOR_ITER_SLOTS_ABOVE_ITERATOR 0
+#endif
+
 /* The instruction frame f executes (or is about to). */
 static inline _Py_CODEUNIT *
 frame_instr(Frame *f)
@@ -1597,6 +1605,19 @@ frame_record(Frame *f, PyCodeObject *code, int offset, int depth, PyObject *null
     return Py_BuildValue("(OOiNN)", func, code, offset, locals, stack);
 }
 
+/* The stack depth at instruction `at` by the bytecode analysis; -1 with an exception. */
+static int
+stack_depth_at(PyObject *depth_at, PyCodeObject *code, int at)
+{
+    PyObject *d = PyObject_CallFunction(depth_at, "Oi", code, at);
+    int depth = d != NULL ? (int)PyLong_AsLong(d) : -1;
+    Py_XDECREF(d);
+    if (depth < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_RuntimeError, "no stack depth for a frame");
+    }
+    return PyErr_Occurred() ? -1 : depth;
+}
+
 PyObject *
 sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int, PyObject *depth_at)
 {
@@ -1633,10 +1654,19 @@ sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int, P
             depth = frame_stored_stacktop(f) - code->co_nlocalsplus;
         }
         else if (inner == NULL) {
+            int at = (int)(frame_instr(f) - _PyCode_CODE(code));
             if (st->direct && st->stack_top != NULL) {
                 Slot *base = f->localsplus + code->co_nlocalsplus;
                 depth = (int)((Slot *)st->stack_top - base) - st->call_items;
-                offset = offset_after(code, (int)(frame_instr(f) - _PyCode_CODE(code)), 0);
+                offset = offset_after(code, at, 0);
+            }
+            else if (st->direct && (offset = offset_after(code, at, 1)) >= 0) {
+                /* `for x in channel`: blocked in the channel's __next__ */
+                depth = frame_stored_stacktop(f) - code->co_nlocalsplus;
+                if (frame_stored_stacktop(f) < 0 &&
+                    (depth = stack_depth_at(depth_at, code, at)) < 0) {
+                    goto error;
+                }
             }
         }
         else if (is_running_generator(inner)) {
@@ -1646,13 +1676,9 @@ sl_pystate_capture(SlPyState *st, PyObject *null_marker, PyObject *tagged_int, P
             int at = (int)(frame_instr(f) - _PyCode_CODE(code));
             offset = offset_after(code, at, 1);
             depth = frame_stored_stacktop(f) - code->co_nlocalsplus;
-            if (offset >= 0 && frame_stored_stacktop(f) < 0) {
-                PyObject *d = PyObject_CallFunction(depth_at, "Oi", code, at);
-                depth = d != NULL ? (int)PyLong_AsLong(d) : -1;
-                Py_XDECREF(d);
-                if (PyErr_Occurred()) {
-                    goto error;
-                }
+            if (offset >= 0 && frame_stored_stacktop(f) < 0 &&
+                (depth = stack_depth_at(depth_at, code, at)) < 0) {
+                goto error;
             }
         }
         else if (!frame_entered_from_c(st, inner) || is_shell(inner, frame_code(inner))) {
@@ -1971,7 +1997,8 @@ sl_pystate_set_shell_exception(PyObject *shell, PyObject *exc)
 }
 
 PyObject *
-sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int at)
+sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int at,
+                        PyObject *exhausted)
 {
     PyGenObject *gen = (PyGenObject *)shell;
     Frame *f = gen_frame(gen);
@@ -1985,8 +2012,21 @@ sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int
     Frame *running = ts_frame(ts);
     ts_set_frame(ts, f->previous); /* its caller, so that f_back and tracebacks are natural */
     if (at > 0) {
-        /* go on at `at` with nothing pushed (value is NULL) */
+        /* go on at `at` with nothing pushed (value is NULL); with `exhausted`, the
+           iterator of the loop whose FOR_ITER that is gives way to it first */
         frame_set_resume_offset(f, frame_code(f), at);
+        int top = frame_stored_stacktop(f);
+        int slot = top - 1 - FOR_ITER_SLOTS_ABOVE_ITERATOR;
+        if (exhausted != NULL && slot >= frame_code(f)->co_nlocalsplus) {
+            Slot old = f->localsplus[slot];
+#if defined(SL_STACKREFS)
+            f->localsplus[slot] = PyStackRef_FromPyObjectNew(exhausted);
+            PyStackRef_XCLOSE(old);
+#else
+            f->localsplus[slot] = Py_NewRef(exhausted);
+            Py_XDECREF(old);
+#endif
+        }
     }
     else if (value != NULL) {
         int top = frame_stored_stacktop(f);

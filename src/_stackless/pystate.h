@@ -240,9 +240,11 @@ void sl_pystate_set_shell_exception(PyObject *shell, PyObject *exc);
 
 /* Run a shell's frame to its end: it receives value (stolen) as the result of its pending
    call, or, with value NULL, the raised exception at that call; or, with at > 0, it goes
-   on at offset `at` (a FOR_ITER to run again) with nothing pushed. Returns what the frame
-   returns, or NULL with its exception. */
-PyObject *sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int at);
+   on at offset `at` (a FOR_ITER to run again) with nothing pushed, the loop's iterator
+   first replaced by `exhausted` unless that is NULL. Returns what the frame returns, or
+   NULL with its exception. */
+PyObject *sl_pystate_resume_shell(PyThreadState *ts, PyObject *shell, PyObject *value, int at,
+                                  PyObject *exhausted);
 
 /* Send value (stolen; NULL: throw the raised exception) into a restored generator whose
    caller is the shell `caller` (or the tasklet's start). Returns what it yielded, or with
