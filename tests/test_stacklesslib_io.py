@@ -1,0 +1,306 @@
+"""stacklesslib: cooperative sockets, monkeypatching, worker threads, waiting on many things.
+
+Every test counts file descriptors before and after: nothing may leak, and no tasklet may
+stay blocked (conftest checks the scheduler is idle afterwards)."""
+import concurrent.futures
+import os
+import resource
+import select
+import socket
+import struct
+import time
+
+import pytest
+
+import stackless
+from stacklesslib import app, main, monkeypatch, threadpool, wait
+from stacklesslib import socket as cosocket
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    before = open_fds()
+    yield
+    threadpool.shutdown()
+    monkeypatch.unpatch_all()
+    assert open_fds() == before, "file descriptors leaked"
+
+
+def spawn(func, *args):
+    return stackless.tasklet(func)(*args)
+
+
+def listener():
+    s = cosocket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1024)
+    return s
+
+
+def echo_server(lsock, handlers):
+    while True:
+        try:
+            conn, _ = lsock.accept()
+        except OSError:
+            return  # closed
+        handlers.append(spawn(echo, conn))
+
+
+def echo(conn):
+    with conn:
+        f = conn.makefile("rwb")
+        try:
+            for line in f:
+                f.write(line.upper())
+                f.flush()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            f.close()
+
+
+def wait_all(tasklets):
+    while any(t.alive for t in tasklets):
+        app.tasklet_sleep(0.001)
+
+
+def test_echo_server_with_many_clients():
+    results = []
+
+    def client(port, k):
+        with cosocket.create_connection(("127.0.0.1", port)) as s:
+            for i in range(5):
+                s.sendall(b"msg %d %d\n" % (k, i))
+                data = b""
+                while not data.endswith(b"\n"):
+                    data += s.recv(100)
+                results.append(data)
+
+    def body():
+        lsock = listener()
+        handlers = []
+        server = spawn(echo_server, lsock, handlers)
+        clients = [spawn(client, lsock.getsockname()[1], k) for k in range(50)]
+        wait_all(clients)
+        lsock.close()  # the accepting tasklet wakes with EBADF and returns
+        wait_all(handlers + [server])
+
+    main.run(body)
+    assert sorted(results) == sorted(b"MSG %d %d\n" % (k, i) for k in range(50) for i in range(5))
+
+
+def test_patch_all_makes_the_standard_modules_cooperative():
+    log = []
+
+    def sleeper(n):
+        time.sleep(0.01 * n)  # the patched time.sleep
+        log.append(n)
+
+    def body():
+        assert socket.socket is cosocket.socket and time.real_sleep is not time.sleep
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        ts = [spawn(sleeper, n) for n in (3, 1, 2)]
+        a, b = socket.socketpair()
+        r, _, _ = select.select([a], [], [], 0.01)  # cooperative: nothing to read yet
+        assert r == []
+        b.sendall(b"x")
+        r, _, _ = select.select([a], [], [], 1)
+        assert r == [a] and a.recv(1) == b"x"
+        with monkeypatch.Unpatched():
+            assert time.sleep is time.real_sleep
+        wait_all(ts)
+        for s in (a, b, lsock):
+            s.close()
+
+    monkeypatch.patch_all()
+    try:
+        main.run(body)
+    finally:
+        monkeypatch.unpatch_all()
+    assert log == [1, 2, 3]
+    assert socket.socket is cosocket._real_socket and not hasattr(time.sleep, "__wrapped__")
+
+
+def test_peer_reset_half_close_and_slow_client():
+    out = {}
+
+    def reset_client(port):
+        s = cosocket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(b"partial")  # no newline, then a reset
+        s.close()
+
+    def half_close_client(port):
+        with cosocket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"last line\n")
+            s.shutdown(socket.SHUT_WR)  # the server sees EOF, may still answer
+            data = b""
+            while True:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+            out["half"] = data
+
+    def slow_client(port):
+        with cosocket.create_connection(("127.0.0.1", port)) as s:
+            for byte in b"slow\n":
+                s.send(bytes([byte]))
+                app.tasklet_sleep(0.002)
+            out["slow"] = s.recv(100)
+
+    def body():
+        lsock = listener()
+        handlers = []
+        server = spawn(echo_server, lsock, handlers)
+        port = lsock.getsockname()[1]
+        clients = [spawn(f, port) for f in (reset_client, half_close_client, slow_client)]
+        wait_all(clients)
+        wait_all(handlers)
+        lsock.close()
+        wait_all([server])
+
+    main.run(body)
+    assert out == {"half": b"LAST LINE\n", "slow": b"SLOW\n"}
+
+
+def test_close_while_another_tasklet_waits_and_kill_while_blocked():
+    errors = []
+
+    def reader(sock):
+        try:
+            sock.recv(10)
+        except OSError as e:
+            errors.append(e.errno)
+
+    def body():
+        a, b = cosocket.socketpair()
+        t = spawn(reader, a)
+        app.tasklet_sleep(0.001)
+        a.close()  # wakes the reader with EBADF
+        wait_all([t])
+        c, d = cosocket.socketpair()
+        t2 = spawn(reader, c)
+        app.tasklet_sleep(0.001)
+        t2.kill()  # killed in recv(): the socket stays usable
+        d.sendall(b"ok")
+        assert c.recv(2) == b"ok"
+        for s in (b, c, d):
+            s.close()
+
+    main.run(body)
+    assert errors == [9]  # EBADF
+
+
+def test_timeouts_on_sockets():
+    def body():
+        a, b = cosocket.socketpair()
+        a.settimeout(0.01)
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):  # socket.timeout is TimeoutError
+            a.recv(10)
+        assert time.monotonic() - t0 >= 0.01
+        a.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            a.recv(10)
+        assert a.gettimeout() == 0.0
+        a.close()
+        b.close()
+
+    main.run(body)
+
+
+def test_many_idle_connections_and_running_out_of_descriptors():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    accepted, refused = [], []
+
+    def server(lsock):
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError as e:
+                if e.errno == 9:
+                    return  # the listener was closed
+                refused.append(e.errno)  # EMFILE: the server keeps serving
+                app.tasklet_sleep(0.001)
+                continue
+            accepted.append(conn)
+
+    def body():
+        lsock = listener()
+        srv = spawn(server, lsock)
+        clients = []
+        base = open_fds()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (base + 300, hard))
+        try:
+            for _ in range(200):  # idle connections: each costs two descriptors here
+                try:
+                    clients.append(cosocket.create_connection(lsock.getsockname()))
+                except OSError:
+                    break
+                app.tasklet_sleep(0)
+            app.tasklet_sleep(0.01)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for c in clients[:20]:
+            c.close()
+        n = len(accepted)
+        extra = cosocket.create_connection(lsock.getsockname())
+        while len(accepted) == n:
+            app.tasklet_sleep(0.001)  # served again once descriptors are free
+        extra.close()
+        for s in clients[20:] + accepted:
+            s.close()
+        lsock.close()
+        wait_all([srv])
+        return len(clients)
+
+    made = main.run(body)
+    assert refused and set(refused) == {24}  # EMFILE, reported to the accepting tasklet
+    assert made > 100
+
+
+def test_call_on_thread_blocks_only_the_caller():
+    log = []
+
+    def ticker():
+        for i in range(5):
+            log.append(i)
+            app.tasklet_sleep(0.002)
+
+    def body():
+        t = spawn(ticker)
+        result = threadpool.call_on_thread(lambda: (time.sleep(0.03), "done")[1])
+        log.append(result)
+        with pytest.raises(ZeroDivisionError):
+            threadpool.call_on_thread(lambda: 1 / 0)
+        wait_all([t])
+
+    main.run(body)
+    assert log.index("done") > 2  # the ticker ran while the thread worked
+
+
+def test_waiting_for_tasklets_and_futures():
+    def body():
+        slow = wait.ValueTasklet(lambda: (app.tasklet_sleep(0.02), "slow")[1])()
+        fast = wait.ValueTasklet(lambda: "fast")()
+        assert wait.any([slow, fast]) is fast
+        assert wait.wait([slow], timeout=0.001) == []
+        assert slow.get() == "slow" and slow.join()
+        failing = wait.ValueTasklet(lambda: 1 / 0)()
+        with pytest.raises(ZeroDivisionError):
+            failing.get()
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            futures = [ex.submit(time.sleep, 0.01), ex.submit(time.sleep, 0.02)]
+            assert wait.all(futures, timeout=5)
+        order = [w for w in wait.iwait([slow, fast])]
+        assert set(order) == {slow, fast}
+
+    main.run(body)
