@@ -304,3 +304,20 @@ def test_waiting_for_tasklets_and_futures():
         assert set(order) == {slow, fast}
 
     main.run(body)
+
+
+def test_magic_runs_a_threaded_program_on_tasklets_in_one_thread():
+    from conftest import ROOT, run_python
+
+    proc = run_python("""
+        import runpy, sys
+        sys.argv = ["-m", %r]
+        runpy.run_module("stacklesslib.magic", run_name="__main__")
+        """ % str(ROOT / "tests" / "programs" / "threaded_app.py"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "results [0, 2, 4, 6, 8] counter 300 os threads 1",
+        "[b'hello from /0', b'hello from /1', b'hello from /2', b'hello from /3', "
+        "b'hello from /4']",
+        "done 1",
+    ]

@@ -1,7 +1,7 @@
 """Make the standard library's blocking calls block only the calling tasklet.
 
     from stacklesslib import monkeypatch
-    monkeypatch.patch_all()       # time.sleep, socket, select (and selectors via select)
+    monkeypatch.patch_all()       # time.sleep, socket, select (selectors), threading, queue
     ...
     monkeypatch.unpatch_all()     # everything back as it was
 
@@ -23,7 +23,7 @@ _saved = {}
 
 
 def _save(module, name, value):
-    key = (module.__name__, name)
+    key = (getattr(module, "__qualname__", None) or module.__name__, name)
     if key not in _saved:
         _saved[key] = (module, name, getattr(module, name))
     setattr(module, name, value)
@@ -90,15 +90,44 @@ def _cooperative_select(rlist, wlist, xlist, timeout=None):
 
 def patch_select():
     """select.select waits cooperatively (selectors.SelectSelector with it); the epoll,
-    poll and kqueue based selectors are replaced by the select based one."""
+    poll and kqueue based selectors are replaced by the select based one (select.poll and
+    select.epoll themselves still block the thread)."""
     _save(_select, "select", _cooperative_select)
-    _save(selectors, "DefaultSelector", selectors.SelectSelector)
+    # (SelectSelector took its own reference to select.select when it was defined)
+    _save(selectors.SelectSelector, "_select", staticmethod(_cooperative_select))
+    for name in ("DefaultSelector", "PollSelector", "EpollSelector", "DevpollSelector",
+                 "KqueueSelector"):
+        if hasattr(selectors, name):
+            _save(selectors, name, selectors.SelectSelector)
+
+
+def patch_threading():
+    """threading.Thread starts a tasklet; threading's locks, events, conditions and
+    semaphores, threading.local and queue's queues block tasklets."""
+    import queue
+    import threading
+
+    from stacklesslib import locks, threads, util
+
+    for name, value in (("Thread", threads.Thread), ("Lock", locks.Lock),
+                        ("RLock", locks.RLock), ("Condition", locks.Condition),
+                        ("Semaphore", locks.Semaphore),
+                        ("BoundedSemaphore", locks.BoundedSemaphore), ("Event", locks.Event),
+                        ("Barrier", locks.Barrier), ("local", util.local),
+                        ("current_thread", threads.current_thread),
+                        ("currentThread", threads.current_thread),
+                        ("enumerate", threads.enumerate),
+                        ("active_count", threads.active_count),
+                        ("activeCount", threads.active_count)):
+        _save(threading, name, value)
+    _save(queue, "SimpleQueue", queue._PySimpleQueue)
 
 
 def patch_all():
     patch_misc()
     patch_socket()
     patch_select()
+    patch_threading()
 
 
 def unpatch_all():

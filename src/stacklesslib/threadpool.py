@@ -2,26 +2,58 @@
 
     data = call_on_thread(blocking_function, arg)   # other tasklets run meanwhile
 
-The result comes back through the main loop's event queue (call_soon_threadsafe wakes the
-loop), so the main loop must run.
+The workers are real OS threads made with `_thread` and fed through the C `SimpleQueue`,
+so that monkeypatching `threading` and `queue` (which makes them tasklets) leaves them
+real. The result comes back through the main loop's event queue (call_soon_threadsafe wakes
+the loop), so the main loop must run.
 """
-import concurrent.futures
-import os
+import _queue
+import _thread
 
 import stackless
 
 from stacklesslib.main import event_queue
 
-_pool = None
+MAX_WORKERS = 16
+
+_jobs = _queue.SimpleQueue()
+_lock = _thread.allocate_lock()
+_workers = 0
+_idle = 0
+_STOP = object()
 
 
-def _executor():
-    global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(32, (os.cpu_count() or 1) + 4),
-            thread_name_prefix="stacklesslib")
-    return _pool
+def _worker():
+    global _workers, _idle
+    while True:
+        job = _jobs.get()
+        with _lock:
+            _idle -= 1
+        if job is _STOP:
+            with _lock:
+                _workers -= 1
+            return
+        func, args, kwargs, deliver = job
+        try:
+            outcome = (True, func(*args, **kwargs))
+        except BaseException as e:  # noqa: B902 (handed to the waiting tasklet)
+            outcome = (False, e)
+        event_queue.call_soon_threadsafe(deliver, outcome)
+        del job, func, args, kwargs, deliver, outcome
+        with _lock:
+            _idle += 1
+
+
+def _submit(job):
+    global _workers, _idle
+    with _lock:
+        start = _idle == 0 and _workers < MAX_WORKERS
+        if start:
+            _workers += 1
+            _idle += 1
+    if start:
+        _thread.start_new_thread(_worker, ())
+    _jobs.put(job)
 
 
 def call_on_thread(func, *args, **kwargs):
@@ -29,27 +61,24 @@ def call_on_thread(func, *args, **kwargs):
     ch = stackless.channel()
     ch.preference = 1
 
-    def done(future):
-        # on the worker thread: hand the outcome to the main loop's tasklet side
-        event_queue.call_soon_threadsafe(deliver, future)
-
-    def deliver(future):
+    def deliver(outcome):
         if ch.balance < 0:
-            ch.send(future)
+            ch.send(outcome)
 
-    future = _executor().submit(func, *args, **kwargs)
-    future.add_done_callback(done)
-    try:
-        finished = ch.receive()
-    except BaseException:
-        future.cancel()
-        raise
-    return finished.result()
+    _submit((func, args, kwargs, deliver))
+    ok, value = ch.receive()
+    if ok:
+        return value
+    raise value
 
 
 def shutdown(wait=True):
-    """Stop the worker threads (they start again on the next call)."""
-    global _pool
-    if _pool is not None:
-        _pool.shutdown(wait=wait)
-        _pool = None
+    """Stop the idle worker threads (new ones start on the next call)."""
+    import time
+
+    with _lock:
+        n = _workers
+    for _ in range(n):
+        _jobs.put(_STOP)
+    while wait and _workers:
+        time.sleep(0.001) if not hasattr(time, "real_sleep") else time.real_sleep(0.001)
