@@ -11,6 +11,7 @@ then run the pumps, the due timers and `stackless.run()`. The wait is a `selecto
 published library used 0.01 s) caps it.
 """
 import os
+import select as _select
 import selectors
 import sys
 import threading
@@ -19,6 +20,14 @@ import traceback
 import stackless
 
 from stacklesslib.events import EventQueue
+
+_ONESHOT = object()  # the selector key data of the one-shot epoll set
+_EPOLL_MASK = {}
+if hasattr(_select, "epoll"):
+    _EPOLL_MASK = {selectors.EVENT_READ: _select.EPOLLIN,
+                   selectors.EVENT_WRITE: _select.EPOLLOUT,
+                   selectors.EVENT_READ | selectors.EVENT_WRITE:
+                   _select.EPOLLIN | _select.EPOLLOUT}
 
 
 class MainLoop:
@@ -33,11 +42,90 @@ class MainLoop:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # descriptors armed for one notification: an epoll set of their own, itself watched
+        # by the selector (epoll descriptors can be polled)
+        self._oneshot = _select.epoll() if hasattr(_select, "epoll") else None
+        self._armed = {}
+        if self._oneshot is not None:
+            self._selector.register(self._oneshot.fileno(), selectors.EVENT_READ, _ONESHOT)
         self._waiting = False
         self._thread = None
         event_queue.wakeup = self.interrupt_wait
 
-    # -- file descriptors (the cooperative sockets use these) -----------------------------
+    # -- file descriptors ----------------------------------------------------------------------
+    def arm(self, fd, events, callback):
+        """Call callback(events_ready) once, from the loop, when fd is next ready for events
+        (EVENT_READ and/or EVENT_WRITE). The cooperative sockets wait this way: on Linux
+        the descriptor stays in the epoll set, disarmed between waits (EPOLLONESHOT), so a
+        wait costs one epoll_ctl."""
+        oneshot = self._oneshot
+        if oneshot is None:  # no epoll: a selectors registration for one notification
+            def once(mask):
+                self.unwatch(fd, events)
+                callback(mask)
+            return self.watch(fd, events, once)
+        armed = self._armed.get(fd)
+        if armed is None:
+            self._armed[fd] = {events: callback}
+            mask = _EPOLL_MASK[events] | _select.EPOLLONESHOT
+            try:
+                oneshot.register(fd, mask)
+            except FileExistsError:
+                oneshot.modify(fd, mask)
+            return
+        armed[events] = callback
+        mask = _select.EPOLLONESHOT
+        for e in armed:
+            mask |= _EPOLL_MASK[e]
+        oneshot.modify(fd, mask)
+
+    def disarm(self, fd, events=None, forget=False):
+        """Drop the pending arm() callback of fd for events (None: all of them); forget:
+        fd is being closed."""
+        armed = self._armed.get(fd)
+        rest = {}
+        if armed is not None:
+            rest = {e: cb for e, cb in armed.items() if events is not None and e != events}
+            del self._armed[fd]
+        if self._oneshot is None:
+            if armed is not None:
+                self.unwatch(fd)
+            for e, cb in rest.items():
+                self.arm(fd, e, cb)
+            return
+        for e, cb in rest.items():
+            self.arm(fd, e, cb)
+        if forget:
+            try:
+                self._oneshot.unregister(fd)
+            except (FileNotFoundError, OSError, ValueError):
+                pass
+
+    def _dispatch_oneshot(self, timeout):
+        """Poll the armed descriptors (without waiting) and run their callbacks."""
+        for fd, mask in self._oneshot.poll(timeout, 1024):
+            armed = self._armed.pop(fd, None)
+            if not armed:
+                continue
+            ready = 0
+            if mask & (_select.EPOLLIN | _select.EPOLLERR | _select.EPOLLHUP):
+                ready |= selectors.EVENT_READ
+            if mask & (_select.EPOLLOUT | _select.EPOLLERR | _select.EPOLLHUP):
+                ready |= selectors.EVENT_WRITE
+            rest = {}
+            for events, callback in armed.items():
+                if ready & events:
+                    try:
+                        callback(ready & events)
+                    except Exception:
+                        self.handle_error(sys.exc_info())
+                else:
+                    rest[events] = callback
+            if rest:  # re-arm what did not fire
+                for events, callback in rest.items():
+                    self.arm(fd, events, callback)
+
+    # -- file descriptors watched until unwatch() (select.select, patched, uses these) ------
     def watch(self, fd, events, callback):
         """Call callback(events_ready) from the loop when fd is ready for events."""
         try:
@@ -88,6 +176,9 @@ class MainLoop:
         finally:
             self._waiting = False
         for key, mask in ready:
+            if key.data is _ONESHOT:
+                self._dispatch_oneshot(0)
+                continue
             if key.fd == self._wake_r:
                 try:
                     while os.read(self._wake_r, 4096):

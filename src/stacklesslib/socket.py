@@ -40,8 +40,11 @@ def wait_fd(fd, event, timeout=None):
         if ch.balance < 0:
             ch.send(None)
 
-    mainloop.watch(fd, event, ready)
-    _waiters.setdefault(fd, set()).add(ch)
+    mainloop.arm(fd, event, ready)
+    waiting = _waiters.get(fd)
+    if waiting is None:
+        waiting = _waiters[fd] = set()
+    waiting.add(ch)
     try:
         if timeout is None:
             ch.receive()
@@ -53,13 +56,13 @@ def wait_fd(fd, event, timeout=None):
                 channel_wait(ch, timeout)
             except _Timeout:
                 raise TimeoutError("timed out") from None
+    except BaseException:
+        mainloop.disarm(fd, event)  # (killed or timed out: nobody waits for it now)
+        raise
     finally:
-        mainloop.unwatch(fd, event)
-        waiting = _waiters.get(fd)
-        if waiting is not None:
-            waiting.discard(ch)
-            if not waiting:
-                del _waiters[fd]
+        waiting.discard(ch)
+        if not waiting and _waiters.get(fd) is waiting:
+            del _waiters[fd]
 
 
 def _closing(fd):
@@ -67,6 +70,7 @@ def _closing(fd):
     for ch in list(_waiters.pop(fd, ())):
         if ch.balance < 0:
             ch.send_exception(OSError, errno.EBADF, "socket closed while waiting on it")
+    mainloop.disarm(fd, forget=True)
     mainloop.unwatch(fd)
 
 
