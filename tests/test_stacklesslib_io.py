@@ -321,3 +321,17 @@ def test_magic_runs_a_threaded_program_on_tasklets_in_one_thread():
         "b'hello from /4']",
         "done 1",
     ]
+
+
+def test_concurrent_url_fetch_example():
+    import re
+
+    from conftest import ROOT, run_python
+
+    proc = run_python(None, script=ROOT / "examples" / "fetch_urls.py", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"(\d+) URLs in ([\d.]+) s \(one at a time they would take ([\d.]+) s\)",
+                  proc.stdout)
+    assert m and m.group(1) == "10"
+    # the ten slow pages were fetched at the same time, not one after the other
+    assert float(m.group(2)) < float(m.group(3)) / 3
