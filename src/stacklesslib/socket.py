@@ -161,9 +161,12 @@ class socket(_real_socket):
         return self._io(super().sendto, selectors.EVENT_WRITE, *args)
 
     def sendall(self, data, flags=0):
+        try:
+            sent = _real_socket.send(self, data, flags)  # usually all of it at once
+        except (BlockingIOError, InterruptedError):
+            sent = 0
         view = memoryview(data).cast("B")
         total = len(view)
-        sent = 0
         while sent < total:
             sent += self.send(view[sent:], flags)
 
