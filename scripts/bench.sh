@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the module and run the benchmark suite against gevent, asyncio and threads on every
-# CPython found of 3.11, 3.12 and 3.13, then the million-tasklet run and the pickling
-# benchmark, and write docs/benchmarks.md.
+# CPython found of 3.11, 3.12 and 3.13, then the million-tasklet run, the pickling benchmark
+# and the line-echo server (10,000 connections; against uvloop and tealetio too), and write
+# docs/benchmarks.md.
 #
 #   scripts/bench.sh                  full run (a few minutes per version)
 #   scripts/bench.sh --smoke          tiny sizes, one run each, no report (what CI runs)
@@ -17,7 +18,7 @@ smoke=0
 versions=${STACKLESS_PYTHONS-"3.11 3.12 3.13"}
 out=$repo/build/bench
 mkdir -p "$out"
-rm -f "$out"/*.json "$out/million.txt" "$out"/pickling-*.txt
+rm -f "$out"/*.json "$out/million.txt" "$out"/pickling-*.txt "$out"/echo-*.txt
 
 . "$repo/scripts/find-python.sh"
 
@@ -42,6 +43,10 @@ for v in $versions; do
         "$venv/bin/python" bench/run.py --json "$out/py$v.json" || status=1
         "$venv/bin/python" bench/million.py | tee -a "$out/million.txt" || status=1
         "$venv/bin/python" bench/pickling.py | tee "$out/pickling-py$v.txt" || status=1
+        # the echo server against gevent, asyncio, uvloop and tealetio (those that install)
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check uvloop tealetio \
+            || echo "(uvloop or tealetio not installable for $v: their rows say so)"
+        "$venv/bin/python" bench/echo.py | tee "$out/echo-py$v.txt" || status=1
     fi
 done
 if [ $smoke = 0 ] && ls "$out"/*.json >/dev/null 2>&1; then
@@ -53,6 +58,12 @@ if [ $smoke = 0 ] && ls "$out"/*.json >/dev/null 2>&1; then
         echo "No peer can pickle a suspended task; the suite has no Stackless 3.7.5 figures for"
         echo "this. Best of 5 runs."
         for f in "$out"/pickling-py*.txt; do
+            echo
+            cat "$f"
+        done
+        echo
+        echo "## Line-echo server, 10,000 connections (bench/echo.py)"
+        for f in "$out"/echo-py*.txt; do
             echo
             cat "$f"
         done
