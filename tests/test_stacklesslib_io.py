@@ -337,3 +337,56 @@ def test_concurrent_url_fetch_example():
     assert m and m.group(1) == "10"
     # the ten slow pages were fetched at the same time, not one after the other
     assert float(m.group(2)) < float(m.group(3)) / 3
+
+
+def test_tls_sockets_are_cooperative(tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(cert)
+    log, ticks = [], []
+
+    def serve(lsock):
+        conn, _ = lsock.accept()
+        app.tasklet_sleep(0.05)  # a slow server: the client waits in its handshake
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(tls.recv(100).upper())
+
+    def client(port):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            with client_ctx.wrap_socket(s, server_hostname="localhost") as tls:
+                tls.sendall(b"over tls")
+                log.append(tls.recv(100))
+
+    def ticker():
+        while not log:
+            ticks.append(1)
+            app.tasklet_sleep(0.005)
+
+    def body():
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        ts = [spawn(serve, lsock), spawn(client, lsock.getsockname()[1]), spawn(ticker)]
+        wait_all(ts)
+        lsock.close()
+
+    monkeypatch.patch_all()
+    try:
+        assert ssl.SSLContext.sslsocket_class.__module__ == "stacklesslib.ssl"
+        main.run(body)
+    finally:
+        monkeypatch.unpatch_all()
+    assert log == [b"OVER TLS"]
+    assert len(ticks) >= 5  # the ticker ran while the client waited for the handshake
+    assert ssl.SSLContext.sslsocket_class is ssl.SSLSocket

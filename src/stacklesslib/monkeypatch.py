@@ -1,7 +1,7 @@
 """Make the standard library's blocking calls block only the calling tasklet.
 
     from stacklesslib import monkeypatch
-    monkeypatch.patch_all()       # time.sleep, socket, select (selectors), threading, queue
+    monkeypatch.patch_all()       # time.sleep, socket, ssl, select (selectors), threading, queue
     ...
     monkeypatch.unpatch_all()     # everything back as it was
 
@@ -123,9 +123,19 @@ def patch_threading():
     _save(queue, "SimpleQueue", queue._PySimpleQueue)
 
 
+def patch_ssl():
+    """SSLContext.wrap_socket() returns cooperative TLS sockets (stacklesslib.ssl)."""
+    import ssl
+
+    from stacklesslib import ssl as _cossl
+
+    _save(ssl.SSLContext, "sslsocket_class", _cossl.SSLSocket)
+
+
 def patch_all():
     patch_misc()
     patch_socket()
+    patch_ssl()
     patch_select()
     patch_threading()
 

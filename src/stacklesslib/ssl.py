@@ -1,0 +1,102 @@
+"""Cooperative TLS sockets: ssl.SSLSocket whose blocking calls block only the calling tasklet.
+
+`monkeypatch.patch_ssl()` makes every `SSLContext.wrap_socket()` return this class. The
+descriptor stays non-blocking underneath; a TLS read, write or handshake that wants the
+network waits through the main loop. The usual pattern works: a (cooperative) socket from
+`socket.create_connection()` or `accept()`, then `context.wrap_socket(sock, ...)`.
+`SSLSocket.connect()` on an unconnected TLS socket is not made cooperative.
+"""
+import selectors
+import ssl as _ssl
+
+from stacklesslib import socket as _cosocket
+
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class SSLSocket(_ssl.SSLSocket):
+    def settimeout(self, value):
+        if value is not None and value < 0:
+            raise ValueError("Timeout value out of range")
+        self._co_timeout = value
+        _cosocket._real_socket.settimeout(self, 0.0)
+
+    def gettimeout(self):
+        return getattr(self, "_co_timeout", None)
+
+    def setblocking(self, flag):
+        self.settimeout(None if flag else 0.0)
+
+    @property
+    def timeout(self):
+        return self.gettimeout()
+
+    def _wait(self, event):
+        if self.gettimeout() == 0.0:
+            return False
+        if _cosocket._cooperative():
+            _cosocket.wait_fd(self.fileno(), event, self.gettimeout())
+        else:
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.fileno(), event)
+                if not sel.select(self.gettimeout()):
+                    raise TimeoutError("timed out")
+        return True
+
+    def _retry(self, op, *args):
+        while True:
+            try:
+                return op(*args)
+            except _ssl.SSLWantReadError:
+                if not self._wait(_READ):
+                    raise
+            except _ssl.SSLWantWriteError:
+                if not self._wait(_WRITE):
+                    raise
+            except (BlockingIOError, InterruptedError):
+                if not self._wait(_READ):
+                    raise
+
+    def read(self, len=1024, buffer=None):
+        return self._retry(super().read, len, buffer)
+
+    def write(self, data):
+        return self._retry(super().write, data)
+
+    def do_handshake(self, block=False):
+        return self._retry(super().do_handshake)
+
+    def recv(self, buflen=1024, flags=0):
+        return self._retry(super().recv, buflen, flags)
+
+    def recv_into(self, buffer, nbytes=None, flags=0):
+        return self._retry(super().recv_into, buffer, nbytes, flags)
+
+    def send(self, data, flags=0):
+        while True:
+            try:
+                return super().send(data, flags)
+            except _ssl.SSLWantReadError:
+                if not self._wait(_READ):
+                    raise
+            except (_ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                if not self._wait(_WRITE):
+                    raise
+
+    def sendall(self, data, flags=0):
+        view = memoryview(data).cast("B")
+        sent = 0
+        while sent < len(view):
+            sent += self.send(view[sent:], flags)
+
+    def accept(self):
+        return self._retry(super().accept)
+
+    def unwrap(self):
+        return self._retry(super().unwrap)
+
+    def close(self):
+        fd = self.fileno()
+        if fd >= 0:
+            _cosocket._closing(fd)
+        super().close()
