@@ -8,6 +8,7 @@ import collections
 
 import stackless
 
+from stacklesslib.base import time
 from stacklesslib.errors import AbortedError
 from stacklesslib.main import event_queue
 
@@ -207,10 +208,10 @@ class Condition:
                 lock._count = saved
 
     def wait_for(self, predicate, timeout=None):
-        end = None if timeout is None else event_queue_time() + timeout
+        end = None if timeout is None else time() + timeout
         result = predicate()
         while not result:
-            wait = None if end is None else end - event_queue_time()
+            wait = None if end is None else end - time()
             if wait is not None and wait <= 0:
                 break
             self.wait(wait)
@@ -228,12 +229,6 @@ class Condition:
         self.notify(len(self._waiters))
 
     notifyAll = notify_all
-
-
-def event_queue_time():
-    from stacklesslib.base import time
-
-    return time()
 
 
 class Event:
