@@ -86,6 +86,31 @@ def test_copy_and_deepcopy_run_on_their_own(log):
     assert log == [["a", None, "b"], ["a", None, "c"]]
 
 
+def with_a_lambda():
+    k = 5
+    add = lambda x: x + k  # noqa: E731 (a local function that pickles by value)
+    LOG.append(add(ch.receive() or 0))
+
+
+def yields_a_lambda():
+    k = 7
+    add = lambda x: x + k  # noqa: E731
+    yield add(0)
+    yield add(1)
+
+
+def test_copy_keeps_local_functions_callable(log):
+    t = blocked(with_a_lambda)
+    c = copy.copy(t)  # the state is not pickled: its stand-ins must not stay in the frame
+    t.kill()
+    c.insert()
+    stackless.run()  # a paused copy resumes with None
+    assert log == [5] and not c.alive
+    g = yields_a_lambda()
+    assert next(g) == 7
+    assert next(copy.copy(g)) == 8  # the same for a generator's locals
+
+
 # Bodies at module level, so that copies made by pickling find the same LOG by name (a
 # closure would be pickled by value, its cells and the list in them with it).
 LOG = []

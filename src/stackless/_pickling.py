@@ -163,6 +163,12 @@ def _by_value_tuple(items):
     return None if items is None else tuple(by_value(v) for v in items)
 
 
+def _unwrapped(items):
+    """items with stand-ins replaced by their functions again: a pickle round trip does that
+    by itself, copy.copy() passes the state on as it is."""
+    return tuple(v.func if type(v) is FunctionByValue else v for v in items)
+
+
 def _make_cell(*contents):
     return types.CellType(*contents)
 
@@ -223,6 +229,7 @@ def _make_generator(tag, func, state, offset, locals_, stack, exc, name, qualnam
     if (state == GEN_CREATED) != (first is not None and
                                   layout.insts[first].opname == "RETURN_GENERATOR"):
         raise ValueError("generator of %r: state and resume offset disagree" % code.co_qualname)
+    locals_, stack = _unwrapped(locals_), _unwrapped(stack)
     check_stack(code, offset, stack)
     check_locals(code, offset, locals_)
     gen = _stackless._new_generator(func, state, offset, locals_, stack, exc)
@@ -727,6 +734,7 @@ def check_frames(frames):
             continue
         if type(locals_) is not tuple or type(stack) is not tuple:
             raise ValueError("bad frame record")
+        locals_, stack = _unwrapped(locals_), _unwrapped(stack)
         check_stack(code, offset, stack)
         check_locals(code, offset, locals_)
         if exc is not None and not isinstance(exc, BaseException):
