@@ -65,6 +65,18 @@ def wait_fd(fd, event, timeout=None):
             del _waiters[fd]
 
 
+def wait_ready(fd, event, timeout=None):
+    """wait_fd() in a tasklet under the running main loop; elsewhere block the thread in a
+    selector. TimeoutError after timeout seconds."""
+    if _cooperative():
+        wait_fd(fd, event, timeout)
+        return
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, event)
+        if not sel.select(timeout):
+            raise TimeoutError("timed out")
+
+
 def _closing(fd):
     """fd is about to be closed: wake whoever waits on it with EBADF."""
     for ch in list(_waiters.pop(fd, ())):
@@ -99,13 +111,7 @@ class socket(_real_socket):
         return self._timeout
 
     def _wait(self, event):
-        if _cooperative():
-            wait_fd(self.fileno(), event, self._timeout)
-        else:
-            with selectors.DefaultSelector() as sel:
-                sel.register(self.fileno(), event)
-                if not sel.select(self._timeout):
-                    raise TimeoutError("timed out")
+        wait_ready(self.fileno(), event, self._timeout)
 
     def _io(self, op, event, *args):
         """Run op(*args) until it does not say "would block", waiting between tries."""

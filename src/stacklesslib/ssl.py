@@ -34,13 +34,7 @@ class SSLSocket(_ssl.SSLSocket):
     def _wait(self, event):
         if self.gettimeout() == 0.0:
             return False
-        if _cosocket._cooperative():
-            _cosocket.wait_fd(self.fileno(), event, self.gettimeout())
-        else:
-            with selectors.DefaultSelector() as sel:
-                sel.register(self.fileno(), event)
-                if not sel.select(self.gettimeout()):
-                    raise TimeoutError("timed out")
+        _cosocket.wait_ready(self.fileno(), event, self.gettimeout())
         return True
 
     def _retry(self, op, *args):

@@ -80,5 +80,6 @@ def shutdown(wait=True):
         n = _workers
     for _ in range(n):
         _jobs.put(_STOP)
+    sleep = getattr(time, "real_sleep", time.sleep)  # (the thread's, even when patched)
     while wait and _workers:
-        time.sleep(0.001) if not hasattr(time, "real_sleep") else time.real_sleep(0.001)
+        sleep(0.001)
