@@ -20,6 +20,7 @@ SOURCES = [
     "src/_stackless/atomic.c",
     "src/_stackless/preempt.c",
     "src/_stackless/pickling.c",
+    "src/_stackless/poller.c",
     # each file assembles to nothing on the other CPU
     "src/_stackless/switch/switch_x86_64.S",
     "src/_stackless/switch/switch_aarch64.S",

@@ -210,6 +210,33 @@ error:
     return NULL;
 }
 
+PyObject *
+sl_channel_receive(SlChannel *ch)
+{
+    return channel_action(ch, -1, NULL, NULL);
+}
+
+int
+sl_channel_wake_receiver(SlChannel *ch, PyObject *value)
+{
+    if (ch->balance >= 0) {
+        return 0;
+    }
+    SlTasklet *t = ch->head;
+    unlink_waiter(ch, t);
+    Py_XSETREF(t->tempval, Py_NewRef(value));
+    SlThread *owner = sl_owner(t);
+    SlThread *th = sl_thread_peek();
+    if (owner != NULL && owner == th) {
+        sl_rq_append(th, t);
+    }
+    else if (owner != NULL) {
+        sl_rq_insert_foreign(owner, t);
+    }             /* else it has no thread: it stays paused, as when a channel is dropped */
+    Py_DECREF(t); /* the channel's reference */
+    return 1;
+}
+
 /* ---- methods ----------------------------------------------------------------------- */
 
 static PyObject *

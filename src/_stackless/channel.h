@@ -25,6 +25,12 @@ typedef struct SlChannel {
    queue's reference passes to the caller. */
 void sl_channel_unblock(SlTasklet *t);
 
+/* For objects that block tasklets on a private channel (the poller): receive() on ch, as
+   the current tasklet; and make the first tasklet waiting to receive on ch runnable with
+   `value` (a bomb raises there), without switching: 1 if one waited, else 0. */
+PyObject *sl_channel_receive(SlChannel *ch);
+int sl_channel_wake_receiver(SlChannel *ch, PyObject *value);
+
 extern PyType_Spec sl_channel_spec;
 
 #endif /* SL_CHANNEL_H */

@@ -8,6 +8,7 @@
 #include "channel.h"
 #include "module.h"
 #include "pickling.h"
+#include "poller.h"
 #include "preempt.h"
 #include "scheduler.h"
 #include "tasklet.h"
@@ -556,7 +557,8 @@ module_exec(PyObject *module)
         PyModule_AddObjectRef(module, "TaskletExit", sl_state.TaskletExit) < 0 ||
         PyModule_AddIntConstant(module, "PICKLEFLAGS_PRESERVE_TRACING_STATE", 1) < 0 ||
         PyModule_AddIntConstant(module, "PICKLEFLAGS_PRESERVE_AG_FINALIZER", 2) < 0 ||
-        PyModule_AddIntConstant(module, "PICKLEFLAGS_RESET_AG_FINALIZER", 4) < 0) {
+        PyModule_AddIntConstant(module, "PICKLEFLAGS_RESET_AG_FINALIZER", 4) < 0 ||
+        sl_poller_init(module) < 0) {
         return -1;
     }
     return register_hooks(module);

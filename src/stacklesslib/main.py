@@ -4,14 +4,14 @@
     stackless.tasklet(server)()
     mainloop.run()              # until mainloop.stop()
 
-One iteration (`loop()`): wait until the next timer is due, a watched file descriptor is
-ready or another thread calls `interrupt_wait()` (not at all while a tasklet is runnable),
-then run the pumps, the due timers and `stackless.run()`. The wait is a `selectors`
-(epoll) wait: an idle program sleeps in the kernel. `max_wait_time` (None: no limit; the
-published library used 0.01 s) caps it.
+One iteration (`loop()`): wait until the next timer is due, a file descriptor a tasklet
+waits on is ready, a watched one is, or another thread calls `interrupt_wait()` (not at all
+while a tasklet is runnable), then run the pumps, the due timers and `stackless.run()`.
+The wait is the extension's epoll poller (`mainloop.poller`, Linux): it wakes the tasklets
+blocked in cooperative socket calls itself; an idle program sleeps in the kernel.
+`max_wait_time` (None: no limit; the published library used 0.01 s) caps it.
 """
 import os
-import select as _select
 import selectors
 import sys
 import threading
@@ -21,13 +21,10 @@ import stackless
 
 from stacklesslib.events import EventQueue
 
-_ONESHOT = object()  # the selector key data of the one-shot epoll set
-_EPOLL_MASK = {}
-if hasattr(_select, "epoll"):
-    _EPOLL_MASK = {selectors.EVENT_READ: _select.EPOLLIN,
-                   selectors.EVENT_WRITE: _select.EPOLLOUT,
-                   selectors.EVENT_READ | selectors.EVENT_WRITE:
-                   _select.EPOLLIN | _select.EPOLLOUT}
+try:
+    from _stackless import poller as _Poller
+except ImportError:  # pragma: no cover (the extension builds the poller wherever epoll is)
+    raise ImportError("stacklesslib needs epoll (Linux): _stackless has no poller here") from None
 
 
 class MainLoop:
@@ -37,93 +34,18 @@ class MainLoop:
         self.pumps = []
         self.running = False
         self._stop = False
+        # tasklets blocked on descriptors wait in the poller; the selector holds what
+        # watch() callbacks want (select.select, patched), and the poller watches it
+        self.poller = _Poller()
         self._selector = selectors.DefaultSelector()
+        self.poller.watch(self._selector.fileno())
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        # descriptors armed for one notification: an epoll set of their own, itself watched
-        # by the selector (epoll descriptors can be polled)
-        self._oneshot = _select.epoll() if hasattr(_select, "epoll") else None
-        self._armed = {}
-        if self._oneshot is not None:
-            self._selector.register(self._oneshot.fileno(), selectors.EVENT_READ, _ONESHOT)
+        self.poller.watch(self._wake_r)
         self._waiting = False
         self._thread = None
         event_queue.wakeup = self.interrupt_wait
-
-    # -- file descriptors ----------------------------------------------------------------------
-    def arm(self, fd, events, callback):
-        """Call callback(events_ready) once, from the loop, when fd is next ready for events
-        (EVENT_READ and/or EVENT_WRITE). The cooperative sockets wait this way: on Linux
-        the descriptor stays in the epoll set, disarmed between waits (EPOLLONESHOT), so a
-        wait costs one epoll_ctl."""
-        oneshot = self._oneshot
-        if oneshot is None:  # no epoll: a selectors registration for one notification
-            def once(mask):
-                self.unwatch(fd, events)
-                callback(mask)
-            return self.watch(fd, events, once)
-        armed = self._armed.get(fd)
-        if armed is None:
-            self._armed[fd] = {events: callback}
-            mask = _EPOLL_MASK[events] | _select.EPOLLONESHOT
-            try:
-                oneshot.register(fd, mask)
-            except FileExistsError:
-                oneshot.modify(fd, mask)
-            return
-        armed[events] = callback
-        mask = _select.EPOLLONESHOT
-        for e in armed:
-            mask |= _EPOLL_MASK[e]
-        oneshot.modify(fd, mask)
-
-    def disarm(self, fd, events=None, forget=False):
-        """Drop the pending arm() callback of fd for events (None: all of them); forget:
-        fd is being closed."""
-        armed = self._armed.get(fd)
-        rest = {}
-        if armed is not None:
-            rest = {e: cb for e, cb in armed.items() if events is not None and e != events}
-            del self._armed[fd]
-        if self._oneshot is None:
-            if armed is not None:
-                self.unwatch(fd)
-            for e, cb in rest.items():
-                self.arm(fd, e, cb)
-            return
-        for e, cb in rest.items():
-            self.arm(fd, e, cb)
-        if forget:
-            try:
-                self._oneshot.unregister(fd)
-            except (FileNotFoundError, OSError, ValueError):
-                pass
-
-    def _dispatch_oneshot(self, timeout):
-        """Poll the armed descriptors (without waiting) and run their callbacks."""
-        for fd, mask in self._oneshot.poll(timeout, 1024):
-            armed = self._armed.pop(fd, None)
-            if not armed:
-                continue
-            ready = 0
-            if mask & (_select.EPOLLIN | _select.EPOLLERR | _select.EPOLLHUP):
-                ready |= selectors.EVENT_READ
-            if mask & (_select.EPOLLOUT | _select.EPOLLERR | _select.EPOLLHUP):
-                ready |= selectors.EVENT_WRITE
-            rest = {}
-            for events, callback in armed.items():
-                if ready & events:
-                    try:
-                        callback(ready & events)
-                    except Exception:
-                        self.handle_error(sys.exc_info())
-                else:
-                    rest[events] = callback
-            if rest:  # re-arm what did not fire
-                for events, callback in rest.items():
-                    self.arm(fd, events, callback)
 
     # -- file descriptors watched until unwatch() (select.select, patched, uses these) ------
     def watch(self, fd, events, callback):
@@ -172,26 +94,24 @@ class MainLoop:
         """Wait up to delay seconds (None: until woken) for timers, fds or interrupt_wait."""
         self._waiting = True
         try:
-            ready = self._selector.select(delay)
+            ready = self.poller.poll(delay)
         finally:
             self._waiting = False
-        for key, mask in ready:
-            if key.data is _ONESHOT:
-                self._dispatch_oneshot(0)
-                continue
-            if key.fd == self._wake_r:
+        for fd, _ in ready:
+            if fd == self._wake_r:
                 try:
                     while os.read(self._wake_r, 4096):
                         pass
                 except BlockingIOError:
                     pass
                 continue
-            for events, callback in list(key.data.items()):
-                if mask & events:
-                    try:
-                        callback(mask & events)
-                    except Exception:
-                        self.handle_error(sys.exc_info())
+            for key, mask in self._selector.select(0):
+                for events, callback in list(key.data.items()):
+                    if mask & events:
+                        try:
+                            callback(mask & events)
+                        except Exception:
+                            self.handle_error(sys.exc_info())
 
     def get_wait_time(self):
         if stackless.runcount > 1 or self._stop:
@@ -221,11 +141,12 @@ class MainLoop:
             raise RuntimeError("the main loop is already running")
         self.running, self._stop = True, False
         self._thread = threading.get_ident()
+        self.poller.running = True
         try:
             while not self._stop:
                 self.loop()
         finally:
-            self.running = False
+            self.running = self.poller.running = False
 
     def stop(self):
         self._stop = True

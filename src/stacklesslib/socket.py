@@ -23,7 +23,8 @@ _real_socket = _std.socket
 _real_socketpair = _std.socketpair
 _real_getaddrinfo = _std.getaddrinfo
 _real_gethostbyname = _std.gethostbyname
-_waiters = {}  # fd -> set of channels of tasklets waiting on it
+_poller = mainloop.poller
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
 def _cooperative():
@@ -31,38 +32,19 @@ def _cooperative():
 
 
 def wait_fd(fd, event, timeout=None):
-    """Block the current tasklet until fd is ready for event (selectors.EVENT_READ or
-    EVENT_WRITE); TimeoutError after timeout seconds."""
-    ch = stackless.channel()
-    ch.preference = 1
+    """Block the current tasklet until fd may be ready for event (selectors.EVENT_READ or
+    EVENT_WRITE), after a call on fd said it would block; TimeoutError after timeout
+    seconds. A tasklet under the running main loop only."""
+    if timeout is None:
+        return _poller.wait(fd, event)
+    from stacklesslib.errors import TimeoutError as _Timeout
+    from stacklesslib.util import timeout as _timeout
 
-    def ready(mask):
-        if ch.balance < 0:
-            ch.send(None)
-
-    mainloop.arm(fd, event, ready)
-    waiting = _waiters.get(fd)
-    if waiting is None:
-        waiting = _waiters[fd] = set()
-    waiting.add(ch)
     try:
-        if timeout is None:
-            ch.receive()
-        else:
-            from stacklesslib.errors import TimeoutError as _Timeout
-            from stacklesslib.util import channel_wait
-
-            try:
-                channel_wait(ch, timeout)
-            except _Timeout:
-                raise TimeoutError("timed out") from None
-    except BaseException:
-        mainloop.disarm(fd, event)  # (killed or timed out: nobody waits for it now)
-        raise
-    finally:
-        waiting.discard(ch)
-        if not waiting and _waiters.get(fd) is waiting:
-            del _waiters[fd]
+        with _timeout(timeout, blocked=True):
+            _poller.wait(fd, event)
+    except _Timeout:
+        raise TimeoutError("timed out") from None
 
 
 def wait_ready(fd, event, timeout=None):
@@ -79,10 +61,7 @@ def wait_ready(fd, event, timeout=None):
 
 def _closing(fd):
     """fd is about to be closed: wake whoever waits on it with EBADF."""
-    for ch in list(_waiters.pop(fd, ())):
-        if ch.balance < 0:
-            ch.send_exception(OSError, errno.EBADF, "socket closed while waiting on it")
-    mainloop.disarm(fd, forget=True)
+    _poller.closing(fd)
     mainloop.unwatch(fd)
 
 
@@ -93,6 +72,7 @@ class socket(_real_socket):
         super().__init__(family, type, proto, fileno)
         self._timeout = _std.getdefaulttimeout()
         super().setblocking(False)
+        _poller.claim(self.fileno())
 
     # -- timeouts as the caller sees them; the descriptor stays non-blocking ---------------
     def settimeout(self, value):
@@ -124,7 +104,7 @@ class socket(_real_socket):
             self._wait(event)
 
     def accept(self):
-        fd, addr = self._io(self._accept, selectors.EVENT_READ)
+        fd, addr = self._io(self._accept, _READ)
         sock = type(self)(self.family, self.type, self.proto, fileno=fd)
         if _std.getdefaulttimeout() is None and self.gettimeout():
             sock.setblocking(True)
@@ -136,7 +116,7 @@ class socket(_real_socket):
         except (BlockingIOError, InterruptedError):
             if self._timeout == 0.0:
                 raise
-        self._wait(selectors.EVENT_WRITE)
+        self._wait(_WRITE)
         err = self.getsockopt(_std.SOL_SOCKET, _std.SO_ERROR)
         if err:
             raise OSError(err, errno.errorcode.get(err, "connect failed"))
@@ -148,33 +128,38 @@ class socket(_real_socket):
         except OSError as e:
             return e.errno or errno.EIO
 
-    def recv(self, *args):
-        return self._io(super().recv, selectors.EVENT_READ, *args)
+    # the common calls without a timeout go straight to the poller's C versions
+    def recv(self, bufsize, flags=0):
+        if self._timeout is None:
+            return _poller.recv(self.fileno(), bufsize, flags)
+        return self._io(super().recv, _READ, bufsize, flags)
 
-    def recv_into(self, *args):
-        return self._io(super().recv_into, selectors.EVENT_READ, *args)
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        if self._timeout is None:
+            return _poller.recv_into(self.fileno(), buffer, nbytes, flags)
+        return self._io(super().recv_into, _READ, buffer, nbytes, flags)
 
     def recvfrom(self, *args):
-        return self._io(super().recvfrom, selectors.EVENT_READ, *args)
+        return self._io(super().recvfrom, _READ, *args)
 
     def recvfrom_into(self, *args):
-        return self._io(super().recvfrom_into, selectors.EVENT_READ, *args)
+        return self._io(super().recvfrom_into, _READ, *args)
 
-    def send(self, *args):
-        return self._io(super().send, selectors.EVENT_WRITE, *args)
+    def send(self, data, flags=0):
+        if self._timeout is None:
+            return _poller.send(self.fileno(), data, flags)
+        return self._io(super().send, _WRITE, data, flags)
 
     def sendto(self, *args):
-        return self._io(super().sendto, selectors.EVENT_WRITE, *args)
+        return self._io(super().sendto, _WRITE, *args)
 
     def sendall(self, data, flags=0):
-        try:
-            sent = _real_socket.send(self, data, flags)  # usually all of it at once
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+        if self._timeout is None:
+            return _poller.sendall(self.fileno(), data, flags)
         view = memoryview(data).cast("B")
-        total = len(view)
+        sent, total = 0, len(view)
         while sent < total:
-            sent += self.send(view[sent:], flags)
+            sent += self._io(super().send, _WRITE, view[sent:], flags)
 
     def close(self):
         fd = self.fileno()
