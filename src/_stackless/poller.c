@@ -277,6 +277,27 @@ try_send(int fd, const char *buf, Py_ssize_t len, int flags)
     }
 }
 
+/* A descriptor number, or an object with fileno(). A negative number (a closed socket's)
+   is passed on: the system call then fails with EBADF, as the standard socket's does. */
+static int
+fd_arg(PyObject *o, int *fd)
+{
+    if (!PyLong_Check(o)) {
+        *fd = PyObject_AsFileDescriptor(o);
+        return *fd == -1 && PyErr_Occurred() ? -1 : 0;
+    }
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "file descriptor out of range");
+        return -1;
+    }
+    *fd = (int)v;
+    return 0;
+}
+
 /* Arguments: fd, then up to `more` optional ones. */
 static int
 parse(const char *name, PyObject *const *args, Py_ssize_t nargs, int required, int more, int *fd)
@@ -286,8 +307,7 @@ parse(const char *name, PyObject *const *args, Py_ssize_t nargs, int required, i
                      required, required + more, nargs);
         return -1;
     }
-    *fd = PyObject_AsFileDescriptor(args[0]);
-    return *fd == -1 && PyErr_Occurred() ? -1 : 0;
+    return fd_arg(args[0], fd);
 }
 
 static int
@@ -350,6 +370,12 @@ poller_recv_into(Poller *p, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_BufferError)) { /* as socket.recv_into() says */
+            PyErr_Format(PyExc_TypeError,
+                         "recv_into() argument 'buffer' must be read-write bytes-like "
+                         "object, not %.100s",
+                         Py_TYPE(args[1])->tp_name);
+        }
         return NULL;
     }
     PyObject *result = NULL;
