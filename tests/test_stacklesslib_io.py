@@ -6,6 +6,7 @@ import concurrent.futures
 import os
 import resource
 import select
+import selectors
 import socket
 import struct
 import time
@@ -126,6 +127,44 @@ def test_patch_all_makes_the_standard_modules_cooperative():
         monkeypatch.unpatch_all()
     assert log == [1, 2, 3]
     assert socket.socket is cosocket._real_socket and not hasattr(time.sleep, "__wrapped__")
+
+
+def test_patched_poll_and_selectors_block_only_the_tasklet():
+    ticks = []
+
+    def ticker():
+        for i in range(5):
+            ticks.append(i)
+            time.sleep(0.002)
+
+    def body():
+        a, b = socket.socketpair()
+        t = spawn(ticker)
+        p = select.poll()
+        p.register(a, select.POLLIN)
+        assert p.poll(30) == []  # timed out; the ticker ran meanwhile
+        assert len(ticks) >= 3
+        spawn(b.sendall, b"x")
+        assert p.poll() == [(a.fileno(), select.POLLIN)]
+        p.unregister(a)
+        with selectors.DefaultSelector() as sel:
+            assert isinstance(sel, selectors.PollSelector)
+            sel.register(a, selectors.EVENT_READ, "data")
+            [(key, events)] = sel.select(1)
+            assert key.data == "data" and events == selectors.EVENT_READ
+        assert a.recv(1) == b"x"
+        wait_all([t])
+        a.close()
+        b.close()
+
+    monkeypatch.patch_all()
+    try:
+        main.run(body)
+        with monkeypatch.Unpatched():
+            assert not isinstance(select.poll(), monkeypatch._CooperativePoll)
+    finally:
+        monkeypatch.unpatch_all()
+    assert not isinstance(select.poll(), monkeypatch._CooperativePoll)
 
 
 def test_peer_reset_half_close_and_slow_client():

@@ -52,53 +52,120 @@ def patch_socket():
     _socket.real_socket = _cosocket._real_socket
 
 
-def _cooperative_select(rlist, wlist, xlist, timeout=None):
-    real = _saved[("select", "select")][2]
-    if not (mainloop.running and stackless.getcurrent() is not stackless.getmain()):
-        return real(rlist, wlist, xlist, timeout)
-    ready = real(rlist, wlist, xlist, 0)
-    if any(ready) or timeout == 0:
-        return ready
+def _cooperative():
+    return mainloop.running and stackless.getcurrent() is not stackless.getmain()
+
+
+def _fd_of(obj):
+    return obj if isinstance(obj, int) else obj.fileno()
+
+
+def _wait_any(watches, timeout):
+    """Block the calling tasklet until one of the (fd, selectors event) pairs is ready or
+    timeout seconds pass (None: no limit)."""
+    from stacklesslib.errors import TimeoutError as _Timeout
+    from stacklesslib.util import channel_wait
+
     ch = stackless.channel()
     ch.preference = 1
-    watched = []
 
     def wake(mask):
         if ch.balance < 0:
             ch.send(None)
 
-    def fd_of(obj):
-        return obj if isinstance(obj, int) else obj.fileno()
-
+    watched = []
     try:
-        for objs, event in ((rlist, selectors.EVENT_READ), (wlist, selectors.EVENT_WRITE)):
-            for obj in objs:
-                mainloop.watch(fd_of(obj), event, wake)
-                watched.append((fd_of(obj), event))
-        from stacklesslib.util import channel_wait
-        from stacklesslib.errors import TimeoutError as _Timeout
-
+        for fd, event in watches:
+            mainloop.watch(fd, event, wake)
+            watched.append((fd, event))
         try:
             channel_wait(ch, timeout)
         except _Timeout:
-            return [], [], []
+            pass
     finally:
         for fd, event in watched:
             mainloop.unwatch(fd, event)
-    return real(rlist, wlist, xlist, 0)
+
+
+def _until_ready(check, watches, timeout):
+    """check() (which does not block) until it reports something or timeout seconds (None:
+    no limit) have passed, waiting cooperatively in between."""
+    ready = check()
+    if ready or timeout == 0:
+        return ready
+    deadline = None if timeout is None else _time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - _time.monotonic()
+        if left is not None and left <= 0:
+            return ready
+        _wait_any(watches, left)
+        ready = check()
+        if ready:
+            return ready
+
+
+def _cooperative_select(rlist, wlist, xlist, timeout=None):
+    real = _saved[("select", "select")][2]
+    if not _cooperative():
+        return real(rlist, wlist, xlist, timeout)
+    watches = [(_fd_of(o), selectors.EVENT_READ) for o in rlist]
+    watches += [(_fd_of(o), selectors.EVENT_WRITE) for o in wlist]
+    return _until_ready(lambda: real(rlist, wlist, xlist, 0), watches, timeout) or ([], [], [])
+
+
+class _CooperativePoll:
+    """select.poll() whose poll() blocks only the calling tasklet (under the main loop)."""
+
+    _READ = getattr(_select, "POLLIN", 1) | getattr(_select, "POLLPRI", 2)
+    _WRITE = getattr(_select, "POLLOUT", 4)
+
+    def __init__(self):
+        self._poll = _saved[("select", "poll")][2]()
+        self._masks = {}
+
+    def register(self, fd, eventmask=None):
+        fd = _fd_of(fd)
+        mask = self._READ | self._WRITE if eventmask is None else eventmask
+        self._poll.register(fd, mask)
+        self._masks[fd] = mask
+
+    def modify(self, fd, eventmask):
+        fd = _fd_of(fd)
+        self._poll.modify(fd, eventmask)
+        self._masks[fd] = eventmask
+
+    def unregister(self, fd):
+        fd = _fd_of(fd)
+        self._poll.unregister(fd)
+        del self._masks[fd]
+
+    def poll(self, timeout=None):
+        if timeout is not None and timeout < 0:
+            timeout = None
+        if not _cooperative():
+            return self._poll.poll(timeout)
+        watches = [(fd, selectors.EVENT_READ) for fd, m in self._masks.items() if m & self._READ]
+        watches += [(fd, selectors.EVENT_WRITE)
+                    for fd, m in self._masks.items() if m & self._WRITE]
+        seconds = None if timeout is None else timeout / 1000.0
+        return _until_ready(lambda: self._poll.poll(0), watches, seconds)
 
 
 def patch_select():
-    """select.select waits cooperatively (selectors.SelectSelector with it); the epoll,
-    poll and kqueue based selectors are replaced by the select based one (select.poll and
-    select.epoll themselves still block the thread)."""
+    """select.select and select.poll() wait cooperatively (selectors.SelectSelector and
+    PollSelector with them); the epoll, devpoll and kqueue based selectors are replaced by
+    the poll based one (select.epoll and select.kqueue objects themselves still block the
+    thread)."""
     _save(_select, "select", _cooperative_select)
     # (SelectSelector took its own reference to select.select when it was defined)
     _save(selectors.SelectSelector, "_select", staticmethod(_cooperative_select))
-    for name in ("DefaultSelector", "PollSelector", "EpollSelector", "DevpollSelector",
-                 "KqueueSelector"):
+    if hasattr(_select, "poll"):
+        _save(_select, "poll", _CooperativePoll)
+        _save(selectors.PollSelector, "_selector_cls", _CooperativePoll)
+    best = getattr(selectors, "PollSelector", selectors.SelectSelector)
+    for name in ("DefaultSelector", "EpollSelector", "DevpollSelector", "KqueueSelector"):
         if hasattr(selectors, name):
-            _save(selectors, name, selectors.SelectSelector)
+            _save(selectors, name, best)
 
 
 def patch_threading():
@@ -148,9 +215,10 @@ def unpatch_all():
 
 
 class Unpatched:
-    """Context manager: the original time.sleep and select.select within the block."""
+    """Context manager: the original time.sleep, select.select and select.poll within the
+    block."""
 
-    _names = (("time", "sleep"), ("select", "select"))
+    _names = (("time", "sleep"), ("select", "select"), ("select", "poll"))
 
     def __enter__(self):
         self._patched = {}
