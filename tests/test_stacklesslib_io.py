@@ -3,6 +3,7 @@
 Every test counts file descriptors before and after: nothing may leak, and no tasklet may
 stay blocked (conftest checks the scheduler is idle afterwards)."""
 import concurrent.futures
+import errno
 import os
 import resource
 import select
@@ -394,6 +395,7 @@ def test_tls_sockets_are_cooperative(tmp_path):
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_ctx.load_verify_locations(cert)
     log, seen = [], []
+    refused = None
     go = stackless.channel()
 
     def serve(lsock):
@@ -409,6 +411,10 @@ def test_tls_sockets_are_cooperative(tmp_path):
                 log.append(tls.recv(100))
 
     def body():
+        nonlocal refused
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            closed_port = probe.getsockname()[1]
         lsock = socket.socket()
         lsock.bind(("127.0.0.1", 0))
         lsock.listen()
@@ -419,6 +425,16 @@ def test_tls_sockets_are_cooperative(tmp_path):
         seen.append(not log)  # this tasklet runs while the handshake waits
         go.send(None)
         wait_all([server, cl])
+        # an unconnected TLS socket connects (TCP, then the handshake) cooperatively too
+        server = spawn(serve, lsock)
+        spawn(go.send, None)
+        with client_ctx.wrap_socket(socket.socket(), server_hostname="localhost") as tls:
+            tls.connect(lsock.getsockname())
+            tls.sendall(b"connected later")
+            log.append(tls.recv(100))
+        with client_ctx.wrap_socket(socket.socket(), server_hostname="localhost") as tls:
+            refused = tls.connect_ex(("127.0.0.1", closed_port))
+        wait_all([server])
         lsock.close()
 
     monkeypatch.patch_all()
@@ -427,7 +443,8 @@ def test_tls_sockets_are_cooperative(tmp_path):
         main.run(body)
     finally:
         monkeypatch.unpatch_all()
-    assert log == [b"OVER TLS"] and seen == [True]
+    assert log == [b"OVER TLS", b"CONNECTED LATER"] and seen == [True]
+    assert refused == errno.ECONNREFUSED
     assert ssl.SSLContext.sslsocket_class is ssl.SSLSocket
 
 

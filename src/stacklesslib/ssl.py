@@ -3,10 +3,13 @@
 `monkeypatch.patch_ssl()` makes every `SSLContext.wrap_socket()` return this class. The
 descriptor stays non-blocking underneath; a TLS read, write or handshake that wants the
 network waits through the main loop. The usual pattern works: a (cooperative) socket from
-`socket.create_connection()` or `accept()`, then `context.wrap_socket(sock, ...)`.
-`SSLSocket.connect()` on an unconnected TLS socket is not made cooperative.
+`socket.create_connection()` or `accept()`, then `context.wrap_socket(sock, ...)`, and
+`context.wrap_socket(socket.socket(), ...)` then `connect()` (connect_ex) does the same.
 """
+import errno as _errno
+import os as _os
 import selectors
+import socket as _socket
 import ssl as _ssl
 
 from stacklesslib import socket as _cosocket
@@ -82,6 +85,36 @@ class SSLSocket(_ssl.SSLSocket):
         sent = 0
         while sent < len(view):
             sent += self.send(view[sent:], flags)
+
+    def _real_connect(self, addr, connect_ex):
+        # ssl.SSLSocket's, with the TCP connect waiting cooperatively (the standard one
+        # calls socket.connect on the non-blocking descriptor, which would raise)
+        if self.server_side:
+            raise ValueError("can't connect in server-side mode")
+        if self._connected or self._sslobj is not None:
+            raise ValueError("attempt to connect already-connected SSLSocket!")
+        self._sslobj = self.context._wrap_socket(self, False, self.server_hostname,
+                                                 owner=self, session=self._session)
+        try:
+            rc = self._tcp_connect(addr)
+            if rc and not connect_ex:
+                raise OSError(rc, _os.strerror(rc))
+            if not rc:
+                self._connected = True
+                if self.do_handshake_on_connect:
+                    self.do_handshake()
+            return rc
+        except (OSError, ValueError):
+            self._sslobj = None
+            raise
+
+    def _tcp_connect(self, addr):
+        rc = _cosocket._real_socket.connect_ex(self, addr)
+        if rc in (_errno.EINPROGRESS, _errno.EAGAIN, _errno.EWOULDBLOCK):
+            if not self._wait(_WRITE):
+                return rc
+            rc = self.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+        return rc
 
     def accept(self):
         return self._retry(super().accept)
