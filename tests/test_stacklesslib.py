@@ -272,6 +272,33 @@ def test_condition_wait_notify_and_timeout():
     assert sorted(log) == [(1, "a"), (2, "b")]
 
 
+def test_lock_free_condition():
+    cond = locks.NLCondition()
+    items, log = [], []
+
+    def consumer(k):
+        assert cond.wait_for(lambda: items, timeout=5)
+        log.append((k, items.pop(0)))
+
+    def body():
+        ts = [spawn(consumer, 1), spawn(consumer, 2)]
+        app.tasklet_sleep(0.001)
+        assert all(t.blocked for t in ts)
+        items.append("a")
+        cond.notify()  # wakes one: the first
+        app.tasklet_sleep(0.001)
+        assert log == [(1, "a")] and ts[1].blocked
+        items.append("b")
+        cond.notify_all()
+        app.tasklet_sleep(0.001)
+        t0 = base.time()
+        assert cond.wait(0.01) is False and base.time() - t0 >= 0.01
+        assert cond.wait_for(lambda: 0, timeout=0.01) == 0
+
+    run(body)
+    assert log == [(1, "a"), (2, "b")]
+
+
 def test_event_and_barrier():
     ev = locks.Event()
     barrier = locks.Barrier(3)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import stackless
-from stacklesslib import app, main, monkeypatch, threadpool, wait
+from stacklesslib import app, locks, main, monkeypatch, threadpool, wait
 from stacklesslib import socket as cosocket
 
 
@@ -166,6 +166,50 @@ def test_patched_poll_and_selectors_block_only_the_tasklet():
     finally:
         monkeypatch.unpatch_all()
     assert not isinstance(select.poll(), monkeypatch._CooperativePoll)
+
+
+def test_tasklet_socketserver_and_patched_thread_module():
+    import _thread
+    import socketserver
+
+    from stacklesslib.socketserver import TaskletTCPServer
+
+    seen = []
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            seen.append(stackless.getcurrent())
+            self.wfile.write(self.rfile.readline().upper())
+
+    def client(port, k, out):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"line %d\n" % k)
+            out.append(s.makefile("rb").readline())
+
+    def body():
+        out = []
+        server = TaskletTCPServer(("127.0.0.1", 0), Handler)
+        srv = spawn(server.serve_forever, 0.01)
+        lock = _thread.allocate_lock()  # a tasklet lock now
+        assert isinstance(lock, locks.Lock)
+        port = server.server_address[1]
+        ids = [_thread.start_new_thread(client, (port, k, out)) for k in range(5)]
+        assert len(set(ids)) == 5
+        while len(out) < 5:
+            app.tasklet_sleep(0.001)
+        server.shutdown()  # from a tasklet: serve_forever's loop sees it and returns
+        wait_all([srv])
+        server.server_close()
+        return out
+
+    monkeypatch.patch_all()
+    try:
+        out = main.run(body)
+    finally:
+        monkeypatch.unpatch_all()
+    assert sorted(out) == [b"LINE %d\n" % k for k in range(5)]
+    assert len(set(map(id, seen))) == 5 and stackless.main not in seen
+    assert not isinstance(_thread.allocate_lock(), locks.Lock)
 
 
 def test_peer_reset_half_close_and_slow_client():

@@ -231,6 +231,38 @@ class Condition:
     notifyAll = notify_all
 
 
+class NLCondition:
+    """A condition variable without a lock: tasklets switch only where they block, so a
+    check of the predicate and the wait() after it cannot be interleaved with a notify."""
+
+    def __init__(self):
+        self._waiters = collections.deque()
+
+    def wait(self, timeout=None):
+        return bool(_wait(self._waiters, timeout))
+
+    def wait_for(self, predicate, timeout=None):
+        end = None if timeout is None else time() + timeout
+        result = predicate()
+        while not result:
+            wait = None if end is None else end - time()
+            if wait is not None and wait <= 0:
+                break
+            self.wait(wait)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        for _ in range(n):
+            if not _wake_one(self._waiters):
+                break
+
+    def notify_all(self):
+        self.notify(len(self._waiters))
+
+    notifyAll = notify_all
+
+
 class Event:
     def __init__(self):
         self._flag = False

@@ -1,7 +1,8 @@
 """Make the standard library's blocking calls block only the calling tasklet.
 
     from stacklesslib import monkeypatch
-    monkeypatch.patch_all()       # time.sleep, socket, ssl, select (selectors), threading, queue
+    monkeypatch.patch_all()       # time.sleep, socket, ssl, select (selectors), _thread,
+                                  # threading, queue
     ...
     monkeypatch.unpatch_all()     # everything back as it was
 
@@ -15,7 +16,7 @@ import time as _time
 
 import stackless
 
-from stacklesslib import app
+from stacklesslib import app, threadpool  # noqa: F401 (it keeps the real _thread functions)
 from stacklesslib import socket as _cosocket
 from stacklesslib.main import mainloop
 
@@ -190,6 +191,24 @@ def patch_threading():
     _save(queue, "SimpleQueue", queue._PySimpleQueue)
 
 
+def patch_thread():
+    """The low-level _thread module: start_new_thread() starts a tasklet and allocate_lock()
+    makes a tasklet lock (threading, imported before, keeps its own references: see
+    patch_threading)."""
+    import _thread
+
+    from stacklesslib import locks
+
+    def start_new_thread(function, args, kwargs=None):
+        t = stackless.tasklet(function)(*args, **(kwargs or {}))
+        return id(t)
+
+    for name, value in (("start_new_thread", start_new_thread), ("start_new", start_new_thread),
+                        ("allocate_lock", locks.Lock), ("allocate", locks.Lock)):
+        if hasattr(_thread, name):
+            _save(_thread, name, value)
+
+
 def patch_ssl():
     """SSLContext.wrap_socket() returns cooperative TLS sockets (stacklesslib.ssl)."""
     import ssl
@@ -204,6 +223,7 @@ def patch_all():
     patch_socket()
     patch_ssl()
     patch_select()
+    patch_thread()
     patch_threading()
 
 

@@ -18,6 +18,7 @@ MAX_WORKERS = 16
 
 _jobs = _queue.SimpleQueue()
 _lock = _thread.allocate_lock()
+_start_new_thread = _thread.start_new_thread  # the real one, also after patch_thread()
 _workers = 0
 _idle = 0
 _STOP = object()
@@ -52,7 +53,7 @@ def _submit(job):
             _workers += 1
             _idle += 1
     if start:
-        _thread.start_new_thread(_worker, ())
+        _start_new_thread(_worker, ())
     _jobs.put(job)
 
 
