@@ -241,16 +241,7 @@ class NLCondition:
     def wait(self, timeout=None):
         return bool(_wait(self._waiters, timeout))
 
-    def wait_for(self, predicate, timeout=None):
-        end = None if timeout is None else time() + timeout
-        result = predicate()
-        while not result:
-            wait = None if end is None else end - time()
-            if wait is not None and wait <= 0:
-                break
-            self.wait(wait)
-            result = predicate()
-        return result
+    wait_for = Condition.wait_for  # (it only calls self.wait)
 
     def notify(self, n=1):
         for _ in range(n):
