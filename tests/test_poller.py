@@ -235,3 +235,36 @@ def test_bad_arguments_raise():
     with pytest.raises(OSError) as e:
         a.recv(1)  # as the standard socket does
     assert e.value.errno == 9
+
+
+def test_one_poll_at_a_time():
+    """Two threads polling one poller would share its events buffer: the second is told."""
+    p = _stackless.poller()
+    r, w = os.pipe()
+    p.watch(r)
+    got = []
+
+    def poll_in_thread():
+        while True:
+            try:
+                got.append(p.poll(None))
+                return
+            except RuntimeError:  # the main thread's poll(0) was under way: again
+                time.sleep(0.001)
+
+    t = threading.Thread(target=poll_in_thread)
+    t.start()
+    refused = False
+    deadline = time.monotonic() + 30
+    while not refused and time.monotonic() < deadline:
+        try:
+            assert p.poll(0) == []  # the thread has not started polling yet
+        except RuntimeError as e:
+            refused = "already running" in str(e)
+        time.sleep(0.001)
+    os.write(w, b"x")
+    t.join()
+    assert refused and got == [[(r, READ)]]
+    del p
+    os.close(r)
+    os.close(w)

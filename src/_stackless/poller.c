@@ -49,6 +49,7 @@ typedef struct {
     PyObject_HEAD
     int epfd;
     int running;             /* the main loop runs: tasklets of its thread may wait here */
+    int polling;             /* a poll() is under way (its events buffer is in use) */
     unsigned long thread_id; /* the thread running it */
     Slot *slots;             /* indexed by file descriptor */
     int nslots;
@@ -493,7 +494,7 @@ poller_wait(Poller *p, PyObject *const *args, Py_ssize_t nargs)
    kernel, wake the tasklets whose descriptors had an edge, and return the watched
    descriptors that are ready as a list of (fd, events). */
 static PyObject *
-poller_poll(Poller *p, PyObject *const *args, Py_ssize_t nargs)
+poll_once(Poller *p, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 1) {
         PyErr_Format(PyExc_TypeError, "poll() takes exactly one argument (%zd given)", nargs);
@@ -536,7 +537,7 @@ poller_poll(Poller *p, PyObject *const *args, Py_ssize_t nargs)
     for (int i = 0; i < n; i++) {
         int fd = p->events[i].data.fd;
         uint32_t got = p->events[i].events;
-        if (fd >= p->nslots) {
+        if (fd < 0 || fd >= p->nslots) {
             continue;
         }
         Slot *s = &p->slots[fd];
@@ -559,6 +560,21 @@ poller_poll(Poller *p, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     return watched;
+}
+
+static PyObject *
+poller_poll(Poller *p, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* the events buffer is in use until the wake-ups are done (another thread could get the
+       GIL meanwhile: while the kernel waits, or in a finaliser run by an allocation) */
+    if (p->polling) {
+        PyErr_SetString(PyExc_RuntimeError, "poll() is already running in another thread");
+        return NULL;
+    }
+    p->polling = 1;
+    PyObject *r = poll_once(p, args, nargs);
+    p->polling = 0;
+    return r;
 }
 
 /* watch(fd): poll() reports fd whenever it is readable (the loop's own descriptors). */
