@@ -17,6 +17,11 @@ import stackless
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("STACKLESS_SHARED", ROOT.parent / "shared")).resolve()
 
+def open_fds():
+    """How many file descriptors the process has open (I/O tests compare before/after)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
 # Numbers worth reporting (bytes per tasklet, ...) collected by tests for the summary.
 REPORT = []
 

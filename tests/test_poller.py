@@ -14,13 +14,10 @@ import _stackless
 import stackless
 from stacklesslib import app, main, util
 from stacklesslib import socket as cosocket
+from conftest import open_fds
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 poller = main.mainloop.poller
-
-
-def open_fds():
-    return len(os.listdir("/proc/self/fd"))
 
 
 @pytest.fixture(autouse=True)

@@ -17,10 +17,7 @@ import pytest
 import stackless
 from stacklesslib import app, locks, main, monkeypatch, threadpool, wait
 from stacklesslib import socket as cosocket
-
-
-def open_fds():
-    return len(os.listdir("/proc/self/fd"))
+from conftest import open_fds
 
 
 @pytest.fixture(autouse=True)

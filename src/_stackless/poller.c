@@ -213,6 +213,21 @@ wake(Slot *s, int event, int error)
 
 /* ---- the socket calls ---------------------------------------------------------------- */
 
+/* A non-blocking call failed (errno): 1 if it would block, 0 if a signal interrupted it
+   (try again), -1 with an exception set. */
+static int
+failed_call(void)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return 1;
+    }
+    if (errno != EINTR) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return PyErr_CheckSignals();
+}
+
 /* Most receives fit: read into this, then copy exactly what came (under the GIL). */
 static char recv_buffer[65536];
 
@@ -244,13 +259,7 @@ try_recv(int fd, Py_ssize_t size, int flags)
             }
             Py_DECREF(bytes);
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return NULL;
-        }
-        if (errno != EINTR) {
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        if (PyErr_CheckSignals() < 0) {
+        if (failed_call() != 0) {
             return NULL;
         }
     }
@@ -265,17 +274,27 @@ try_send(int fd, const char *buf, Py_ssize_t len, int flags)
         if (n >= 0) {
             return n;
         }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return -2;
-        }
-        if (errno != EINTR) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        if (PyErr_CheckSignals() < 0) {
-            return -1;
+        int failed = failed_call();
+        if (failed != 0) {
+            return failed > 0 ? -2 : -1;
         }
     }
+}
+
+/* An int argument; OverflowError(`overflow`) outside C's int. */
+static int
+as_int(PyObject *o, int *out, const char *overflow)
+{
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, overflow);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
 }
 
 /* A descriptor number, or an object with fileno(). A negative number (a closed socket's)
@@ -287,16 +306,7 @@ fd_arg(PyObject *o, int *fd)
         *fd = PyObject_AsFileDescriptor(o);
         return *fd == -1 && PyErr_Occurred() ? -1 : 0;
     }
-    long v = PyLong_AsLong(o);
-    if (v == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (v < INT_MIN || v > INT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "file descriptor out of range");
-        return -1;
-    }
-    *fd = (int)v;
-    return 0;
+    return as_int(o, fd, "file descriptor out of range");
 }
 
 /* Arguments: fd, then up to `more` optional ones. */
@@ -314,19 +324,7 @@ parse(const char *name, PyObject *const *args, Py_ssize_t nargs, int required, i
 static int
 int_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t i, int *out)
 {
-    if (i >= nargs) {
-        return 0;
-    }
-    long v = PyLong_AsLong(args[i]);
-    if (v == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (v < INT_MIN || v > INT_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "signed integer is greater than maximum");
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    return i < nargs ? as_int(args[i], out, "signed integer is greater than maximum") : 0;
 }
 
 /* recv(fd, bufsize, flags=0) */
@@ -393,17 +391,8 @@ poller_recv_into(Poller *p, PyObject *const *args, Py_ssize_t nargs)
             result = PyLong_FromSsize_t(n);
             goto done;
         }
-        if (errno == EINTR) {
-            if (PyErr_CheckSignals() < 0) {
-                goto done;
-            }
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            goto done;
-        }
-        if (wait_io(p, fd, EVENT_READ, 0) < 0) {
+        int failed = failed_call();
+        if (failed < 0 || (failed > 0 && wait_io(p, fd, EVENT_READ, 0) < 0)) {
             goto done;
         }
     }

@@ -173,10 +173,44 @@ class BoundedSemaphore(Semaphore):
         super().release(n)
 
 
-class Condition:
-    def __init__(self, lock=None):
-        self._lock = lock if lock is not None else RLock()
+class NLCondition:
+    """A condition variable without a lock: tasklets switch only where they block, so a
+    check of the predicate and the wait() after it cannot be interleaved with a notify."""
+
+    def __init__(self):
         self._waiters = collections.deque()
+
+    def wait(self, timeout=None):
+        return bool(_wait(self._waiters, timeout))
+
+    def wait_for(self, predicate, timeout=None):
+        end = None if timeout is None else time() + timeout
+        result = predicate()
+        while not result:
+            wait = None if end is None else end - time()
+            if wait is not None and wait <= 0:
+                break
+            self.wait(wait)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        for _ in range(n):
+            if not _wake_one(self._waiters):
+                break
+
+    def notify_all(self):
+        self.notify(len(self._waiters))
+
+    notifyAll = notify_all
+
+
+class Condition(NLCondition):
+    """threading.Condition for tasklets: NLCondition with the lock held around it."""
+
+    def __init__(self, lock=None):
+        super().__init__()
+        self._lock = lock if lock is not None else RLock()
         self.acquire = self._lock.acquire
         self.release = self._lock.release
 
@@ -201,57 +235,16 @@ class Condition:
             lock._count = 1
         lock.release()
         try:
-            return bool(_wait(self._waiters, timeout))
+            return super().wait(timeout)
         finally:
             lock.acquire()
             if saved is not None:
                 lock._count = saved
 
-    def wait_for(self, predicate, timeout=None):
-        end = None if timeout is None else time() + timeout
-        result = predicate()
-        while not result:
-            wait = None if end is None else end - time()
-            if wait is not None and wait <= 0:
-                break
-            self.wait(wait)
-            result = predicate()
-        return result
-
     def notify(self, n=1):
         if not self._owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        for _ in range(n):
-            if not _wake_one(self._waiters):
-                break
-
-    def notify_all(self):
-        self.notify(len(self._waiters))
-
-    notifyAll = notify_all
-
-
-class NLCondition:
-    """A condition variable without a lock: tasklets switch only where they block, so a
-    check of the predicate and the wait() after it cannot be interleaved with a notify."""
-
-    def __init__(self):
-        self._waiters = collections.deque()
-
-    def wait(self, timeout=None):
-        return bool(_wait(self._waiters, timeout))
-
-    wait_for = Condition.wait_for  # (it only calls self.wait)
-
-    def notify(self, n=1):
-        for _ in range(n):
-            if not _wake_one(self._waiters):
-                break
-
-    def notify_all(self):
-        self.notify(len(self._waiters))
-
-    notifyAll = notify_all
+        super().notify(n)
 
 
 class Event:
